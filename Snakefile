@@ -1,0 +1,29 @@
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+# The embedded demo config applies only when no --configfile is given: Snakemake would otherwise deep-merge the
+# demo's tasks and models into the user's config.
+if not workflow.overwrite_configfiles:
+
+    configfile: "config/config.yaml"
+
+
+
+report: "workflow/report/workflow.rst"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/tokenize.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/scan.smk"
+include: "workflow/rules/report.smk"
+
+
+rule all:
+    input:
+        final_outputs(),
+    default_target: True

@@ -1,0 +1,31 @@
+"""Shared fixtures. Real public data is read in place from ../shared/data (or $GENOLM_SHARED_DATA)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def shared_data_dir() -> Path:
+    return Path(os.environ.get("GENOLM_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The shared real-data folder: skipped when absent, a failure when GENOLM_REQUIRE_SHARED_DATA=1 (CI)."""
+    path = shared_data_dir()
+    if not (path / "README.md").is_file():
+        message = f"shared data not found at {path} (set GENOLM_SHARED_DATA)"
+        if os.environ.get("GENOLM_REQUIRE_SHARED_DATA") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
+
+
+@pytest.fixture(scope="session")
+def repo() -> Path:
+    return REPO

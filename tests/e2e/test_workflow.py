@@ -1,0 +1,167 @@
+"""Static checks of the Snakemake workflow and the tiny end-to-end run."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pysam
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+PROFILE = REPO / "workflow" / "profiles" / "default"
+CONFIGS = sorted([REPO / "config" / "config.yaml", *REPO.glob("config/*.yaml"), *REPO.glob("tests/e2e/*.yaml")])
+TINY = REPO / "tests" / "e2e" / "config.yaml"
+
+
+def snakemake(*args: str, cwd: Path = REPO, timeout: int = 600) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.run(
+        [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+    )
+
+
+def test_lint_is_clean():
+    result = snakemake("--lint")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Congratulations, your workflow is in a good condition!" in result.stdout + result.stderr
+
+
+def test_snakefmt_is_clean():
+    result = subprocess.run(
+        [sys.executable, "-m", "snakefmt", "--check", "Snakefile", "workflow/rules"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("config", sorted(set(CONFIGS)), ids=lambda p: str(p.relative_to(REPO)))
+def test_dry_run_of_every_shipped_config(config, tmp_path):
+    result = snakemake("--configfile", str(config), "--directory", str(tmp_path), "--dry-run", "--cores", "2")
+    assert result.returncode == 0, result.stdout + result.stderr
+    for rule in ("make_demo", "train_classifier", "evaluate_classifier", "scan_genome", "build_report"):
+        assert rule in result.stdout
+
+
+def test_a_bad_config_stops_before_any_job(tmp_path):
+    result = snakemake(
+        "--configfile",
+        str(TINY),
+        "--config",
+        "devcie=cpu",
+        "--directory",
+        str(tmp_path),
+        "--dry-run",
+        "--cores",
+        "1",
+    )
+    assert result.returncode != 0
+    assert "devcie" in result.stdout + result.stderr
+    assert not (tmp_path / "results").exists()
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory) -> Path:
+    workdir = tmp_path_factory.mktemp("e2e")
+    result = snakemake(
+        "--workflow-profile",
+        str(PROFILE),
+        "--configfile",
+        str(TINY),
+        "--directory",
+        str(workdir),
+        "--cores",
+        "2",
+        timeout=1200,
+    )
+    assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-5000:]
+    return workdir
+
+
+@pytest.mark.e2e
+def test_every_stage_leaves_its_outputs(tiny_run):
+    results = tiny_run / "results"
+    expected = [
+        "data/demo/genome.fa",
+        "data/demo/truth.gff3",
+        "data/promoter/train.tsv",
+        "tokens/promoter/k1_s1/train.npz",
+        "tokens/is/k3_s1/vocab.json",
+        "tokens/corpus/demo/k3_s1.npz",
+        "pretrain/ulmfit/seed1/lm.safetensors",
+        "train/promoter/ulmfit/seed1/model.safetensors",
+        "train/is/cnn/seed1/model.json",
+        "train/is/cnn/seed1/history.tsv",
+        "train/is/cnn/seed1/config.yaml",
+        "evaluate/promoter/cnn/seed1/predictions.tsv",
+        "tables/metrics.tsv",
+        "tables/summary.tsv",
+        "scan/demo/promoter/cnn/calls.bed.gz",
+        "scan/demo/is/cnn/calls.gff3.gz.tbi",
+        "scan/demo/is/cnn/scores.bedgraph.gz",
+        "scan/demo/is/cnn/evaluation.tsv",
+        "report/index.html",
+    ]
+    missing = [path for path in expected if not (results / path).is_file()]
+    assert not missing
+    html = (results / "report" / "index.html").read_text()
+    for heading in ("Classifier metrics", "ROC and training curves", "Genome scans", "Provenance"):
+        assert heading in html
+    assert html.count("data:image/png;base64,") >= 5  # 2 ROC + 2 training curves + at least 1 track
+    assert (tiny_run / "logs" / "train_classifier" / "promoter_cnn_seed1.log").stat().st_size > 0
+    assert (tiny_run / "benchmarks" / "scan_genome" / "demo_is_cnn.tsv").is_file()
+
+
+@pytest.mark.e2e
+def test_models_beat_the_trivial_baselines(tiny_run):
+    metrics = pd.read_csv(tiny_run / "results" / "tables" / "metrics.tsv", sep="\t")
+    mcc = metrics[metrics["metric"] == "mcc"].set_index(["task", "model"])["value"]
+    for task in ("promoter", "is"):
+        baseline = max(mcc[(task, "baseline_majority")], mcc[(task, "baseline_gc_content")])
+        assert mcc[(task, "cnn")] > baseline + 0.2, (task, mcc[task].to_dict())
+        assert mcc[(task, "ulmfit")] > baseline, (task, mcc[task].to_dict())
+
+
+@pytest.mark.e2e
+def test_scan_outputs_are_valid_indexed_files(tiny_run):
+    scan = tiny_run / "results" / "scan" / "demo"
+    with pysam.TabixFile(str(scan / "is" / "cnn" / "calls.bed.gz")) as bed:
+        contigs = bed.contigs
+        records = [line.split("\t") for contig in contigs for line in bed.fetch(contig)]
+    assert records, "the IS scan found nothing on the demo genome"
+    assert all(int(r[1]) < int(r[2]) for r in records)
+    evaluation = pd.read_csv(scan / "is" / "cnn" / "evaluation.tsv", sep="\t").set_index("metric")["value"]
+    assert float(evaluation["recall"]) > 0.5
+    with pysam.TabixFile(str(scan / "promoter" / "cnn" / "calls.gff3.gz")) as gff:
+        lines = [line.split("\t") for contig in gff.contigs for line in gff.fetch(contig)]
+    assert lines and all(len(fields) == 9 and fields[2] == "TSS" and fields[6] in "+-" for fields in lines)
+
+
+@pytest.mark.e2e
+def test_rerun_with_the_same_seed_gives_the_same_tables(tiny_run, tmp_path):
+    """Same config and seed, fresh directory: identical metric tables."""
+    result = snakemake(
+        "--workflow-profile",
+        str(PROFILE),
+        "--configfile",
+        str(TINY),
+        "--directory",
+        str(tmp_path),
+        "--cores",
+        "2",
+        "results/tables/metrics.tsv",
+        timeout=1200,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    first = (tiny_run / "results" / "tables" / "metrics.tsv").read_text()
+    assert (tmp_path / "results" / "tables" / "metrics.tsv").read_text() == first

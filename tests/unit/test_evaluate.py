@@ -1,0 +1,116 @@
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from genolm.evaluate import (
+    baseline_scores,
+    collect_metrics,
+    evaluate_baselines,
+    metric_rows,
+    threshold_from_metrics,
+)
+
+
+def test_metric_rows_from_a_known_confusion_matrix():
+    # threshold 0.5 gives tp=3, fn=1, tn=4, fp=2
+    y = np.array([1, 1, 1, 1, 0, 0, 0, 0, 0, 0])
+    s = np.array([0.9, 0.8, 0.7, 0.2, 0.6, 0.55, 0.1, 0.2, 0.3, 0.4])
+    rows = metric_rows(y, s, 0.5, bootstrap=0, seed=1, labels={"task": "t", "model": "m", "seed": 1})
+    value = dict(zip(rows["metric"], rows["value"], strict=True))
+    assert (value["tp"], value["fn"], value["tn"], value["fp"]) == (3, 1, 4, 2)
+    assert value["accuracy"] == pytest.approx(0.7)
+    assert value["precision"] == pytest.approx(3 / 5)
+    assert value["recall"] == pytest.approx(3 / 4)
+    assert value["specificity"] == pytest.approx(4 / 6)
+    assert value["f1"] == pytest.approx(2 * 3 / (2 * 3 + 2 + 1))
+    assert value["mcc"] == pytest.approx((3 * 4 - 2 * 1) / math.sqrt(5 * 4 * 6 * 5))
+    # AUROC: of the 24 positive-negative pairs, the positive wins 6 + 6 + 6 + 1.5 (0.2 beats 0.1, ties 0.2)
+    assert value["auroc"] == pytest.approx(19.5 / 24)
+    assert value["threshold"] == 0.5
+    assert rows["ci_low"].isna().all()
+
+
+def test_bootstrap_interval_brackets_the_value():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 400)
+    s = np.clip(y * 0.3 + rng.random(400) * 0.7, 0, 1)
+    rows = metric_rows(y, s, 0.5, bootstrap=300, seed=3, labels={"task": "t", "model": "m", "seed": 1})
+    mcc = rows.set_index("metric").loc["mcc"]
+    assert mcc["ci_low"] < mcc["value"] < mcc["ci_high"]
+    again = metric_rows(y, s, 0.5, bootstrap=300, seed=3, labels={"task": "t", "model": "m", "seed": 1})
+    pd.testing.assert_frame_equal(rows, again)
+
+
+def _split(split, sequences, labels):
+    return pd.DataFrame(
+        {
+            "id": [f"{split}{i}" for i in range(len(labels))],
+            "label": labels,
+            "split": split,
+            "contig": "c",
+            "start": 0,
+            "end": 4,
+            "strand": "+",
+            "sequence": sequences,
+        }
+    )
+
+
+def test_gc_baseline_orients_itself_on_train_and_majority_is_constant(tmp_path):
+    data = {
+        "train": _split("train", ["AAAA", "AATA", "GGGC", "AAAT"], [1, 1, 0, 0]),
+        "valid": _split("valid", ["ATAA", "GCGC"], [1, 0]),
+        "test": _split("test", ["TTAA", "CCGG", "GCGT"], [1, 0, 0]),
+    }
+    scores = baseline_scores(data)
+    # positives are AT-rich here, so the GC score is negated: higher score = lower GC
+    assert scores["gc_content"]["test"].tolist() == [-0.0, -1.0, -0.75]
+    assert scores["majority"]["test"].tolist() == [1.0, 1.0, 1.0]
+    paths = {}
+    for split, table in data.items():
+        paths[split] = tmp_path / f"{split}.tsv"
+        table.to_csv(paths[split], sep="\t", index=False)
+    table = evaluate_baselines(paths, tmp_path / "metrics.tsv", task="toy", seed=1, bootstrap=0)
+    accuracy = table[table["metric"] == "accuracy"].set_index("model")["value"]
+    assert accuracy["baseline_majority"] == pytest.approx(1 / 3)
+    assert accuracy["baseline_gc_content"] == pytest.approx(1.0)
+
+
+def test_collect_and_summarise_over_seeds(tmp_path):
+    paths = []
+    for seed, mcc in ((1, 0.5), (2, 0.7)):
+        path = tmp_path / f"m{seed}.tsv"
+        pd.DataFrame(
+            [
+                {
+                    "task": "t",
+                    "model": "cnn",
+                    "seed": seed,
+                    "metric": "mcc",
+                    "value": mcc,
+                    "ci_low": 0,
+                    "ci_high": 1,
+                },
+                {
+                    "task": "t",
+                    "model": "cnn",
+                    "seed": seed,
+                    "metric": "threshold",
+                    "value": 0.4,
+                    "ci_low": None,
+                    "ci_high": None,
+                },
+            ]
+        ).to_csv(path, sep="\t", index=False)
+        paths.append(path)
+    collect_metrics(paths, tmp_path / "all.tsv", tmp_path / "summary.tsv")
+    summary = pd.read_csv(tmp_path / "summary.tsv", sep="\t").set_index("metric")
+    assert summary.loc["mcc", "mean"] == pytest.approx(0.6)
+    # tables are written with 6 significant digits so reruns compare equal
+    assert summary.loc["mcc", "sd"] == pytest.approx(np.std([0.5, 0.7], ddof=1), rel=1e-5)
+    assert summary.loc["mcc", "seeds"] == 2
+    assert threshold_from_metrics(paths[0]) == pytest.approx(0.4)

@@ -1,0 +1,64 @@
+rule evaluate_classifier:
+    input:
+        checkpoint="results/train/{task}/{model}/seed{seed}/model.safetensors",
+        valid=lambda wildcards: task_tokens(wildcards)["valid"],
+        test=lambda wildcards: task_tokens(wildcards)["test"],
+    output:
+        predictions="results/evaluate/{task}/{model}/seed{seed}/predictions.tsv",
+        metrics="results/evaluate/{task}/{model}/seed{seed}/metrics.tsv",
+    log:
+        "logs/evaluate_classifier/{task}_{model}_seed{seed}.log",
+    params:
+        threshold_metric=config["evaluate"]["threshold_metric"],
+        bootstrap=config["evaluate"]["bootstrap"],
+        seed=lambda wildcards: int(wildcards.seed),
+        device=config["device"],
+    conda:
+        ENV
+    script:
+        "../scripts/evaluate_classifier.py"
+
+
+rule evaluate_baselines:
+    input:
+        tables=expand("results/data/{{task}}/{split}.tsv", split=SPLITS),
+    output:
+        metrics="results/evaluate/{task}/baselines/metrics.tsv",
+    log:
+        "logs/evaluate_baselines/{task}.log",
+    params:
+        threshold_metric=config["evaluate"]["threshold_metric"],
+        bootstrap=config["evaluate"]["bootstrap"],
+        seed=config["seed"],
+    conda:
+        ENV
+    script:
+        "../scripts/evaluate_baselines.py"
+
+
+rule collect_metrics:
+    input:
+        models=expand(
+            "results/evaluate/{task}/{model}/seed{seed}/metrics.tsv",
+            task=TASKS,
+            model=MODELS,
+            seed=SEEDS,
+        ),
+        baselines=expand("results/evaluate/{task}/baselines/metrics.tsv", task=TASKS),
+    output:
+        table=report(
+            "results/tables/metrics.tsv",
+            caption="../report/metrics.rst",
+            category="Metrics",
+        ),
+        summary=report(
+            "results/tables/summary.tsv",
+            caption="../report/summary.rst",
+            category="Metrics",
+        ),
+    log:
+        "logs/collect_metrics/all.log",
+    conda:
+        ENV
+    script:
+        "../scripts/collect_metrics.py"

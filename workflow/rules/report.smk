@@ -1,0 +1,29 @@
+rule build_report:
+    input:
+        metrics="results/tables/metrics.tsv",
+        summary="results/tables/summary.tsv",
+        datasets="results/data/demo/summary.tsv" if DEMO_TASKS else [],
+        predictions=[run["predictions"] for run in report_runs()],
+        histories=[run["history"] for run in report_runs()],
+        scans=[scan["scores"] for scan in report_scans()],
+        evaluations=scan_evaluations(),
+        timings=report_timings(),
+    output:
+        html="results/report/index.html",
+        figures=report(
+            directory("results/report/figures"),
+            patterns=["{name}.png"],
+            caption="../report/figures.rst",
+            category="Figures",
+        ),
+    log:
+        "logs/build_report/report.log",
+    params:
+        runs=report_runs(),
+        scans=report_scans(),
+        config=config,
+        region={key: value for key, value in config["report"].items()},
+    conda:
+        ENV
+    script:
+        "../scripts/build_report.py"

@@ -1,0 +1,49 @@
+rule pretrain_lm:
+    input:
+        corpus=lm_corpus,
+    output:
+        checkpoint="results/pretrain/{model}/seed{seed}/lm.safetensors",
+        meta="results/pretrain/{model}/seed{seed}/lm.json",
+        history="results/pretrain/{model}/seed{seed}/history.tsv",
+    log:
+        "logs/pretrain_lm/{model}_seed{seed}.log",
+    benchmark:
+        "benchmarks/pretrain_lm/{model}_seed{seed}.tsv"
+    params:
+        model=lambda wildcards: config["models"][wildcards.model],
+        device=config["device"],
+    threads: 2
+    resources:
+        gpu=1,
+    conda:
+        ENV
+    script:
+        "../scripts/pretrain_lm.py"
+
+
+rule train_classifier:
+    input:
+        unpack(task_tokens),
+        lm=pretrained_lm,
+    output:
+        checkpoint="results/train/{task}/{model}/seed{seed}/model.safetensors",
+        meta="results/train/{task}/{model}/seed{seed}/model.json",
+        history="results/train/{task}/{model}/seed{seed}/history.tsv",
+        config="results/train/{task}/{model}/seed{seed}/config.yaml",
+    log:
+        "logs/train_classifier/{task}_{model}_seed{seed}.log",
+    benchmark:
+        "benchmarks/train_classifier/{task}_{model}_seed{seed}.tsv"
+    params:
+        model=lambda wildcards: config["models"][wildcards.model],
+        task=lambda wildcards: {
+            key: config["tasks"][wildcards.task][key] for key in ("kind", "strand_specific")
+        },
+        device=config["device"],
+    threads: 2
+    resources:
+        gpu=1,
+    conda:
+        ENV
+    script:
+        "../scripts/train_classifier.py"

@@ -1,0 +1,21 @@
+"""Rule build_report: the self-contained HTML report of the whole run (genolm.report)."""
+
+from genolm.report import build_report
+from genolm.runtime import run_step
+
+if __name__ == "__main__":
+    data_files = [snakemake.input.datasets] if snakemake.input.datasets else []
+    run_step(
+        build_report,
+        snakemake.log[0],
+        metrics_path=snakemake.input.metrics,
+        html_path=snakemake.output.html,
+        figures_dir=snakemake.output.figures,
+        runs=list(snakemake.params.runs),
+        scans=list(snakemake.params.scans),
+        config=dict(snakemake.params.config),
+        region=dict(snakemake.params.region),
+        dataset_summary_path=snakemake.input.datasets or None,
+        timing_paths=list(snakemake.input.timings),
+        data_files=data_files,
+    )

@@ -1,0 +1,14 @@
+"""Rule evaluate_scan: genome-scan calls against the known elements (genolm.genome_scan)."""
+
+from genolm.genome_scan import evaluate_scan
+from genolm.runtime import run_step
+
+if __name__ == "__main__":
+    run_step(
+        evaluate_scan,
+        snakemake.log[0],
+        calls_gff=snakemake.input.gff,
+        truth_gff=snakemake.input.truth,
+        task=dict(snakemake.params.task),
+        output=snakemake.output.evaluation,
+    )

@@ -1,0 +1,23 @@
+"""Exceptions that carry a user-facing message naming the file, record and problem."""
+
+from __future__ import annotations
+
+
+class GenolmError(Exception):
+    """Base class: the CLI and rule scripts turn these into a one-line message and a non-zero exit."""
+
+
+class InputFormatError(GenolmError, ValueError):
+    """Malformed input file (FASTA/FASTQ/GFF/TSV): the message names the file, the record and the problem."""
+
+
+class ConfigError(GenolmError, ValueError):
+    """A configuration key or value that cannot be used."""
+
+
+class CheckpointError(GenolmError):
+    """A model checkpoint that is missing, incomplete or does not match its sidecar."""
+
+
+class TrainingDivergedError(GenolmError):
+    """The loss became NaN or infinite; the last good checkpoint is kept."""

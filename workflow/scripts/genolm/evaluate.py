@@ -1,0 +1,181 @@
+"""Test-set evaluation of classifiers and trivial baselines, as long tables (one row per metric).
+
+The decision threshold is always chosen on the validation split and then applied, unchanged, to the test split.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from genolm.datasets import gc_fraction, read_task_table
+from genolm.errors import InputFormatError
+from genolm.metrics import binary_metrics, bootstrap_ci, choose_threshold
+
+log = logging.getLogger(__name__)
+
+REPORTED_METRICS = ("accuracy", "precision", "recall", "specificity", "mcc", "f1", "auroc", "auprc")
+METRIC_COLUMNS = ("task", "model", "seed", "metric", "value", "ci_low", "ci_high")
+
+
+def metric_rows(
+    y_true: np.ndarray,
+    y_score: np.ndarray,
+    threshold: float,
+    bootstrap: int,
+    seed: int,
+    labels: Mapping[str, object],
+) -> pd.DataFrame:
+    """One row per metric with its bootstrap 95% interval, plus the threshold and the test-set size."""
+    values = binary_metrics(y_true, y_score, threshold)
+    rows = []
+    for metric in REPORTED_METRICS:
+        low = high = float("nan")
+        if bootstrap > 0:
+            low, high = bootstrap_ci(y_true, y_score, threshold, metric, n=bootstrap, seed=seed)
+        rows.append({**labels, "metric": metric, "value": values[metric], "ci_low": low, "ci_high": high})
+    for extra in ("threshold", "n", "tp", "fp", "tn", "fn"):
+        rows.append({**labels, "metric": extra, "value": float(values[extra]), "ci_low": np.nan, "ci_high": np.nan})
+    return pd.DataFrame(rows, columns=list(METRIC_COLUMNS))
+
+
+def write_tsv(table: pd.DataFrame, path: str | Path) -> None:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(path, sep="\t", index=False, float_format="%.6g")
+
+
+def evaluate_checkpoint(
+    checkpoint: str | Path,
+    valid_tokens: str | Path,
+    test_tokens: str | Path,
+    predictions_path: str | Path,
+    metrics_path: str | Path,
+    task: str,
+    model_name: str,
+    seed: int,
+    threshold_metric: str = "mcc",
+    bootstrap: int = 200,
+    device: str = "auto",
+) -> pd.DataFrame:
+    """Score valid and test splits with a trained classifier; write predictions and the metric table."""
+    from genolm.checkpoint import load_checkpoint
+    from genolm.datasets import load_token_set
+    from genolm.train import predict_proba, select_device
+
+    torch_device = select_device(device)
+    model, meta = load_checkpoint(checkpoint, map_location=torch_device)
+    scores, labels, ids = {}, {}, {}
+    for split, path in (("valid", valid_tokens), ("test", test_tokens)):
+        token_set, tokenizer = load_token_set(path)
+        if tokenizer.to_dict() != meta["vocab"]:
+            raise InputFormatError(
+                f"{path}: tokenized with {tokenizer.to_dict()} but {checkpoint} expects {meta['vocab']}"
+            )
+        scores[split] = predict_proba(model, token_set, device=torch_device)
+        labels[split], ids[split] = token_set.labels, token_set.ids
+    threshold = choose_threshold(labels["valid"], scores["valid"], metric=threshold_metric)
+    log.info(
+        "threshold %.4f chosen on %d validation sequences (max %s)",
+        threshold,
+        len(ids["valid"]),
+        threshold_metric,
+    )
+    predictions = pd.concat(
+        pd.DataFrame({"id": ids[split], "split": split, "label": labels[split], "score": scores[split]})
+        for split in ("valid", "test")
+    )
+    write_tsv(predictions, predictions_path)
+    table = metric_rows(
+        labels["test"],
+        scores["test"],
+        threshold,
+        bootstrap,
+        seed,
+        {"task": task, "model": model_name, "seed": seed},
+    )
+    write_tsv(table, metrics_path)
+    return table
+
+
+def baseline_scores(tables: Mapping[str, pd.DataFrame]) -> dict[str, dict[str, np.ndarray]]:
+    """Scores of the trivial baselines on valid and test.
+
+    majority: a constant (every sequence gets the training set's majority class).
+    gc_content: GC fraction, sign chosen on the training split so that higher means the positive class.
+    """
+    train = tables["train"]
+    majority = float(train["label"].mean() >= 0.5)
+    gc_train = train["sequence"].map(gc_fraction).to_numpy()
+    positives_richer = np.nanmean(gc_train[train["label"] == 1]) >= np.nanmean(gc_train[train["label"] == 0])
+    sign = 1.0 if positives_richer else -1.0
+    scores: dict[str, dict[str, np.ndarray]] = {"majority": {}, "gc_content": {}}
+    for split in ("valid", "test"):
+        table = tables[split]
+        scores["majority"][split] = np.full(len(table), majority)
+        scores["gc_content"][split] = sign * table["sequence"].map(gc_fraction).fillna(0.5).to_numpy()
+    return scores
+
+
+def evaluate_baselines(
+    tables: Mapping[str, str | Path],
+    metrics_path: str | Path,
+    task: str,
+    seed: int,
+    threshold_metric: str = "mcc",
+    bootstrap: int = 200,
+) -> pd.DataFrame:
+    """The numbers a model has to beat: majority class and a GC-content threshold."""
+    data = {split: read_task_table(tables[split], split) for split in ("train", "valid", "test")}
+    parts = []
+    for name, scores in baseline_scores(data).items():
+        y_valid, y_test = data["valid"]["label"].to_numpy(), data["test"]["label"].to_numpy()
+        if name == "majority":
+            # A constant score: predict the majority class whatever the threshold.
+            threshold = 0.5
+        else:
+            threshold = choose_threshold(y_valid, scores["valid"], metric=threshold_metric)
+        labels = {"task": task, "model": f"baseline_{name}", "seed": seed}
+        parts.append(metric_rows(y_test, scores["test"], threshold, bootstrap, seed, labels))
+    table = pd.concat(parts, ignore_index=True)
+    write_tsv(table, metrics_path)
+    return table
+
+
+def read_metric_tables(paths: Sequence[str | Path]) -> pd.DataFrame:
+    tables = []
+    for path in paths:
+        table = pd.read_csv(path, sep="\t")
+        missing = set(METRIC_COLUMNS) - set(table.columns)
+        if missing:
+            raise InputFormatError(f"{path}: not a metric table (missing {', '.join(sorted(missing))})")
+        tables.append(table)
+    return pd.concat(tables, ignore_index=True)
+
+
+def summarize_metrics(table: pd.DataFrame) -> pd.DataFrame:
+    """Mean and spread over seeds for each task, model and metric."""
+    grouped = table.groupby(["task", "model", "metric"], sort=True)["value"]
+    summary = grouped.agg(mean="mean", sd=lambda v: float(np.std(v, ddof=1)) if len(v) > 1 else 0.0, seeds="count")
+    return summary.reset_index()
+
+
+def collect_metrics(
+    metric_paths: Sequence[str | Path], table_path: str | Path, summary_path: str | Path
+) -> pd.DataFrame:
+    table = read_metric_tables(metric_paths).sort_values(["task", "model", "seed", "metric"], kind="stable")
+    write_tsv(table, table_path)
+    write_tsv(summarize_metrics(table), summary_path)
+    return table
+
+
+def threshold_from_metrics(path: str | Path) -> float:
+    """The validation-chosen threshold recorded in a classifier's metric table."""
+    table = pd.read_csv(path, sep="\t")
+    rows = table.loc[table["metric"] == "threshold", "value"]
+    if rows.empty:
+        raise InputFormatError(f"{path}: no 'threshold' row; is this an evaluate_classifier metric table?")
+    return float(rows.iloc[0])

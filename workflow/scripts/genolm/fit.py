@@ -1,0 +1,150 @@
+"""Training steps of the pipeline: ULMFiT language-model pretraining and classifier training, with checkpoints
+that record the model, its vocabulary, the resolved settings and the checksums of the data they saw."""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from genolm.checkpoint import LANGUAGE_MODEL_ARCH, load_checkpoint, save_checkpoint
+from genolm.datasets import load_corpus, load_token_set
+from genolm.errors import ConfigError, InputFormatError
+from genolm.models import build_classifier, build_language_model
+from genolm.provenance import provenance
+from genolm.train import (
+    TrainConfig,
+    pretrain_language_model,
+    seed_everything,
+    select_device,
+    train_classifier,
+)
+
+log = logging.getLogger(__name__)
+
+
+def train_config(settings: Mapping[str, Any], seed: int, device: str) -> TrainConfig:
+    try:
+        return TrainConfig(**settings, seed=seed, device=device)
+    except TypeError as error:
+        raise ConfigError(f"train settings: {error}") from error
+
+
+def _write_yaml(data: Mapping[str, Any], path: str | Path) -> None:
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+    with os.fdopen(handle, "w") as out:
+        yaml.safe_dump(dict(data), out, sort_keys=False)
+    os.replace(tmp, target)
+
+
+def fit_language_model(
+    corpus_paths: Sequence[str | Path],
+    model_settings: Mapping[str, Any],
+    seed: int,
+    checkpoint_path: str | Path,
+    history_path: str | Path,
+    device: str = "auto",
+) -> None:
+    """ULMFiT stage 1: next-k-mer language model over every contig and strand of the pretraining genomes."""
+    streams, tokenizer = [], None
+    for path in corpus_paths:
+        corpus, corpus_tokenizer = load_corpus(path)
+        if tokenizer is not None and corpus_tokenizer != tokenizer:
+            raise InputFormatError(f"{path}: tokenized differently from {corpus_paths[0]}")
+        tokenizer = corpus_tokenizer
+        streams.extend(corpus)
+    if tokenizer is None:
+        raise ConfigError("language-model pretraining needs at least one genome")
+    pretrain = dict(model_settings["pretrain"])
+    settings = {"epochs": pretrain["epochs"], "batch_size": pretrain["batch_size"], "lr": pretrain["lr"]}
+    config = train_config(settings, seed, device)
+    seed_everything(seed)
+    model = build_language_model(dict(model_settings.get("params", {})), tokenizer.vocab_size)
+    model.to(select_device(device))
+    result = pretrain_language_model(model, streams, config, bptt=pretrain["bptt"], history_path=history_path)
+    model.load_state_dict(result.state_dict)
+    meta = {
+        "kind": "language_model",
+        "arch": LANGUAGE_MODEL_ARCH,
+        "params": dict(model_settings.get("params", {})),
+        "vocab": tokenizer.to_dict(),
+        "train": {**settings, "bptt": pretrain["bptt"], "seed": seed},
+        "best_epoch": result.best_epoch,
+        "best_valid_loss": result.best_valid_loss,
+        "provenance": provenance(dict(model_settings), {f"corpus{i}": p for i, p in enumerate(corpus_paths)}),
+    }
+    save_checkpoint(model.cpu(), checkpoint_path, meta)
+    log.info("language model saved to %s (best epoch %s)", checkpoint_path, result.best_epoch)
+
+
+def fit_classifier(
+    train_tokens: str | Path,
+    valid_tokens: str | Path,
+    model_settings: Mapping[str, Any],
+    seed: int,
+    checkpoint_path: str | Path,
+    history_path: str | Path,
+    config_path: str | Path,
+    language_model: str | Path | None = None,
+    device: str = "auto",
+    task: Mapping[str, Any] | None = None,
+) -> None:
+    """Train one classifier; with a language model, start from its encoder (ULMFiT stage 3).
+
+    `task` (kind, strand_specific) is stored in the checkpoint so that `genolm scan` knows how to call elements.
+    """
+    train, tokenizer = load_token_set(train_tokens)
+    valid, valid_tokenizer = load_token_set(valid_tokens)
+    if valid_tokenizer != tokenizer:
+        raise InputFormatError(f"{valid_tokens}: tokenized differently from {train_tokens}")
+    window_tokens = int(train.lengths.max())
+    window_bp = int(train.bp_lengths.max())
+    arch, params = model_settings["arch"], dict(model_settings.get("params", {}))
+    config = train_config(dict(model_settings.get("train", {})), seed, device)
+    seed_everything(seed)
+    model = build_classifier(arch, params, tokenizer.vocab_size, window_tokens)
+    if language_model:
+        lm, lm_meta = load_checkpoint(language_model)
+        if lm_meta["vocab"] != tokenizer.to_dict():
+            raise InputFormatError(f"{language_model}: vocabulary {lm_meta['vocab']} differs from {train_tokens}")
+        model.load_encoder_state(lm.encoder.state_dict())
+        log.info("encoder initialised from %s", language_model)
+    model.to(select_device(device))
+    result = train_classifier(model, train, valid, config, history_path=history_path)
+    model.load_state_dict(result.state_dict)
+    inputs = {"train": train_tokens, "valid": valid_tokens}
+    if language_model:
+        inputs["language_model"] = language_model
+    resolved = {
+        "arch": arch,
+        "params": params,
+        "tokenizer": tokenizer.to_dict(),
+        "train": {key: getattr(config, key) for key in config.__dataclass_fields__},
+        "pretrained": str(language_model) if language_model else None,
+        "window_tokens": window_tokens,
+        "window_bp": window_bp,
+        "task": dict(task or {}),
+    }
+    meta = {
+        "kind": "classifier",
+        "arch": arch,
+        "params": params,
+        "vocab": tokenizer.to_dict(),
+        "window_tokens": window_tokens,
+        "window_bp": window_bp,
+        "task": resolved["task"],
+        "train": resolved["train"],
+        "best_epoch": result.best_epoch,
+        "best_valid_loss": result.best_valid_loss,
+        "provenance": provenance(resolved, inputs),
+    }
+    save_checkpoint(model.cpu(), checkpoint_path, meta)
+    _write_yaml({**resolved, "best_epoch": result.best_epoch, "provenance": meta["provenance"]}, config_path)
+    log.info("classifier saved to %s (best epoch %s)", checkpoint_path, result.best_epoch)

@@ -1,0 +1,71 @@
+"""What every output records about how it was made: config, package versions, input checksums, git commit."""
+
+from __future__ import annotations
+
+import hashlib
+import platform
+import subprocess
+from collections.abc import Mapping
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import genolm
+
+_PACKAGES = ("torch", "numpy", "pandas", "pysam", "biopython", "matplotlib", "safetensors", "snakemake")
+
+
+def sha256_file(path: str | Path, chunk_size: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(chunk_size):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def package_versions() -> dict[str, str]:
+    """Versions from installed metadata, so that recording them never imports heavy packages."""
+    versions = {"python": platform.python_version(), "genolm": genolm.__version__}
+    for name in _PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "absent"
+    return versions
+
+
+def git_commit(directory: str | Path = ".") -> str:
+    """The checkout's commit (with '-dirty' when it has changes), or 'unknown' outside git."""
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=directory,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=directory,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return f"{commit}-dirty" if dirty else commit
+
+
+def input_checksums(inputs: Mapping[str, str | Path]) -> dict[str, dict[str, str]]:
+    return {name: {"path": str(path), "sha256": sha256_file(path)} for name, path in inputs.items()}
+
+
+def provenance(settings: Mapping[str, Any], inputs: Mapping[str, str | Path]) -> dict[str, Any]:
+    """The record stored beside a checkpoint or table; deliberately free of timestamps so reruns are identical."""
+    return {
+        "settings": dict(settings),
+        "versions": package_versions(),
+        "inputs": input_checksums(inputs),
+    }
