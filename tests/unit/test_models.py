@@ -399,3 +399,27 @@ def test_published_awd_lstm_size() -> None:
     n_params = sum(p.numel() for p in lm.parameters())
     lstm = [4 * h * (i + h) + 8 * h for i, h in [(400, 1150), (1150, 1150), (1150, 400)]]
     assert n_params == 68 * 400 + sum(lstm) + 68 == 20_238_868
+
+
+def test_narrow_cnn_head_is_shift_invariant_and_still_one_window_per_position():
+    from genolm.models import CNNClassifier, CNNConfig
+
+    torch.manual_seed(0)
+    config = CNNConfig(vocab_size=8, embed_dim=4, channels=(8,), kernel_sizes=(5,), dilations=(1,), window_tokens=40,
+                       head_hidden=8, head_width=3, dropout=0.0)  # fmt: skip
+    model = CNNClassifier(config).eval()
+    assert model.receptive_field == 40 and config.pool_width == 34
+    tokens = torch.randint(4, 8, (1, 120))
+    with torch.no_grad():
+        every = model.position_logits(tokens)[0]
+        alone = torch.stack([model.position_logits(tokens[:, s : s + 40])[0, 0] for s in range(81)])
+        assert torch.allclose(every, alone, atol=1e-5)
+        # a motif anywhere inside the window gives the window the same score: shift invariance
+        motif = torch.tensor([[5, 6, 7, 5, 6, 7, 5]])
+        background = torch.full((1, 40), 4)
+        shifted = [background.clone() for _ in range(2)]
+        shifted[0][:, 3:10], shifted[1][:, 25:32] = motif, motif
+        lengths = torch.tensor([40])
+        assert torch.allclose(model(shifted[0], lengths), model(shifted[1], lengths), atol=1e-6)
+    with pytest.raises(ConfigError, match="head_width"):
+        CNNConfig(vocab_size=8, channels=(8,), kernel_sizes=(5,), dilations=(1,), window_tokens=40, head_width=37)

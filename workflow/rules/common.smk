@@ -2,7 +2,6 @@
 
 from snakemake.utils import validate
 
-
 validate(config, schema="../schemas/config.schema.yaml")
 
 SPLITS = ["train", "valid", "test"]
@@ -10,9 +9,13 @@ TASKS = list(config["tasks"])
 MODELS = list(config["models"])
 SEEDS = [str(seed) for seed in config["seeds"]]
 GENOMES = list(config["genomes"])
-DEMO_TASKS = [name for name, task in config["tasks"].items() if task["source"] == "demo"]
+DEMO_TASKS = [
+    name for name, task in config["tasks"].items() if task["source"] == "demo"
+]
 SCAN_MODELS = config["scan"]["models"] or MODELS
-ENV = "../../envs/genolm.yaml"
+ENV_DATA = "../../envs/data.yaml"
+ENV_TORCH = "../../envs/torch.yaml"
+ENV_REPORT = "../../envs/report.yaml"
 
 
 def _check_names():
@@ -20,13 +23,24 @@ def _check_names():
     for model, settings in config["models"].items():
         for genome in (settings["pretrain"] or {}).get("genomes", []):
             if genome not in config["genomes"]:
-                raise ValueError(f"config: models.{model}.pretrain.genomes names unknown genome '{genome}'")
+                raise ValueError(
+                    f"config: models.{model}.pretrain.genomes names unknown genome '{genome}'"
+                )
         if settings["pretrain"] and settings["arch"] != "awd_lstm":
-            raise ValueError(f"config: models.{model}.pretrain is only supported for arch awd_lstm")
+            raise ValueError(
+                f"config: models.{model}.pretrain is only supported for arch awd_lstm"
+            )
+        for task in settings["task_params"]:
+            if task not in config["tasks"]:
+                raise ValueError(
+                    f"config: models.{model}.task_params names unknown task '{task}'"
+                )
     for key, known in (("genomes", GENOMES), ("models", MODELS)):
         for name in config["scan"][key]:
             if name not in known:
-                raise ValueError(f"config: scan.{key} names unknown entry '{name}' (known: {', '.join(known)})")
+                raise ValueError(
+                    f"config: scan.{key} names unknown entry '{name}' (known: {', '.join(known)})"
+                )
 
 
 _check_names()
@@ -39,6 +53,13 @@ wildcard_constraints:
     seed=r"\d+",
     k=r"[1-8]",
     stride=r"[1-9]\d*",
+
+
+def model_for_task(model, task):
+    """A model's settings with its per-task parameter overrides applied."""
+    settings = dict(config["models"][model])
+    settings["params"] = {**settings["params"], **settings["task_params"].get(task, {})}
+    return settings
 
 
 def tokenization(model):
@@ -69,18 +90,28 @@ def lm_corpus(wildcards):
     """Tokenized genomes of a model's pretraining corpus."""
     pretrain = config["models"][wildcards.model]["pretrain"]
     tok = tokenization(wildcards.model)
-    return [f"results/tokens/corpus/{genome}/{tok}.npz" for genome in pretrain["genomes"]]
+    return [
+        f"results/tokens/corpus/{genome}/{tok}.npz" for genome in pretrain["genomes"]
+    ]
 
 
 def genome_fasta(wildcards):
     settings = config["genomes"][wildcards.genome]
-    return "results/data/demo/genome.fa" if settings["source"] == "demo" else settings["fasta"]
+    return (
+        "results/data/demo/genome.fa"
+        if settings["source"] == "demo"
+        else settings["fasta"]
+    )
 
 
 def genome_truth(genome):
     """Known elements (GFF3) of a genome, or None when it has no annotation."""
     settings = config["genomes"][genome]
-    return "results/data/demo/truth.gff3" if settings["source"] == "demo" else settings.get("gff")
+    return (
+        "results/data/demo/truth.gff3"
+        if settings["source"] == "demo"
+        else settings.get("gff")
+    )
 
 
 def scan_model_files(wildcards):
@@ -148,7 +179,9 @@ def report_scans():
                 "kind": config["tasks"][task]["kind"],
                 "scores": f"{prefix}/scores.npz",
                 "summary": f"{prefix}/summary.tsv",
-                "evaluation": f"{prefix}/evaluation.tsv" if genome_truth(genome) else None,
+                "evaluation": (
+                    f"{prefix}/evaluation.tsv" if genome_truth(genome) else None
+                ),
                 "truth": genome_truth(genome),
             }
         )

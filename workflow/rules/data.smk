@@ -10,11 +10,11 @@ rule make_demo:
         ),
     log:
         "logs/make_demo/demo.log",
+    conda:
+        ENV_DATA
     params:
         demo=config["demo"],
         seed=config["seed"],
         tasks={name: config["tasks"][name]["kind"] for name in DEMO_TASKS},
-    conda:
-        ENV
     script:
         "../scripts/make_demo.py"

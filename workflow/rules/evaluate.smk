@@ -8,13 +8,13 @@ rule evaluate_classifier:
         metrics="results/evaluate/{task}/{model}/seed{seed}/metrics.tsv",
     log:
         "logs/evaluate_classifier/{task}_{model}_seed{seed}.log",
+    conda:
+        ENV_TORCH
     params:
         threshold_metric=config["evaluate"]["threshold_metric"],
         bootstrap=config["evaluate"]["bootstrap"],
         seed=lambda wildcards: int(wildcards.seed),
         device=config["device"],
-    conda:
-        ENV
     script:
         "../scripts/evaluate_classifier.py"
 
@@ -26,12 +26,12 @@ rule evaluate_baselines:
         metrics="results/evaluate/{task}/baselines/metrics.tsv",
     log:
         "logs/evaluate_baselines/{task}.log",
+    conda:
+        ENV_DATA
     params:
         threshold_metric=config["evaluate"]["threshold_metric"],
         bootstrap=config["evaluate"]["bootstrap"],
         seed=config["seed"],
-    conda:
-        ENV
     script:
         "../scripts/evaluate_baselines.py"
 
@@ -59,6 +59,6 @@ rule collect_metrics:
     log:
         "logs/collect_metrics/all.log",
     conda:
-        ENV
+        ENV_DATA
     script:
         "../scripts/collect_metrics.py"

@@ -18,12 +18,12 @@ rule build_report:
         ),
     log:
         "logs/build_report/report.log",
+    conda:
+        ENV_REPORT
     params:
         runs=report_runs(),
         scans=report_scans(),
         config=config,
         region={key: value for key, value in config["report"].items()},
-    conda:
-        ENV
     script:
         "../scripts/build_report.py"

@@ -15,15 +15,15 @@ rule scan_genome:
         "logs/scan_genome/{genome}_{task}_{model}.log",
     benchmark:
         "benchmarks/scan_genome/{genome}_{task}_{model}.tsv"
+    conda:
+        ENV_TORCH
+    threads: 2
+    resources:
+        gpu=1,
     params:
         task=lambda wildcards: config["tasks"][wildcards.task],
         batch_size=config["scan"]["batch_size"],
         device=config["device"],
-    threads: 2
-    resources:
-        gpu=1,
-    conda:
-        ENV
     script:
         "../scripts/scan_genome.py"
 
@@ -36,9 +36,9 @@ rule evaluate_scan:
         evaluation="results/scan/{genome}/{task}/{model}/evaluation.tsv",
     log:
         "logs/evaluate_scan/{genome}_{task}_{model}.log",
+    conda:
+        ENV_TORCH
     params:
         task=lambda wildcards: config["tasks"][wildcards.task],
-    conda:
-        ENV
     script:
         "../scripts/evaluate_scan.py"

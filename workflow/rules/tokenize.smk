@@ -2,14 +2,18 @@ rule tokenize_dataset:
     input:
         tables=expand("results/data/{{task}}/{split}.tsv", split=SPLITS),
     output:
-        arrays=expand("results/tokens/{{task}}/k{{k}}_s{{stride}}/{split}.npz", split=SPLITS),
+        arrays=expand(
+            "results/tokens/{{task}}/k{{k}}_s{{stride}}/{split}.npz", split=SPLITS
+        ),
         vocab="results/tokens/{task}/k{k}_s{stride}/vocab.json",
     log:
         "logs/tokenize_dataset/{task}_k{k}_s{stride}.log",
-    params:
-        augment_reverse_complement=lambda wildcards: not config["tasks"][wildcards.task]["strand_specific"],
     conda:
-        ENV
+        ENV_DATA
+    params:
+        augment_reverse_complement=lambda wildcards: not config["tasks"][
+            wildcards.task
+        ]["strand_specific"],
     script:
         "../scripts/tokenize_dataset.py"
 
@@ -22,6 +26,6 @@ rule tokenize_corpus:
     log:
         "logs/tokenize_corpus/{genome}_k{k}_s{stride}.log",
     conda:
-        ENV
+        ENV_DATA
     script:
         "../scripts/tokenize_corpus.py"

@@ -9,14 +9,14 @@ rule pretrain_lm:
         "logs/pretrain_lm/{model}_seed{seed}.log",
     benchmark:
         "benchmarks/pretrain_lm/{model}_seed{seed}.tsv"
-    params:
-        model=lambda wildcards: config["models"][wildcards.model],
-        device=config["device"],
+    conda:
+        ENV_TORCH
     threads: 2
     resources:
         gpu=1,
-    conda:
-        ENV
+    params:
+        model=lambda wildcards: config["models"][wildcards.model],
+        device=config["device"],
     script:
         "../scripts/pretrain_lm.py"
 
@@ -34,16 +34,17 @@ rule train_classifier:
         "logs/train_classifier/{task}_{model}_seed{seed}.log",
     benchmark:
         "benchmarks/train_classifier/{task}_{model}_seed{seed}.tsv"
-    params:
-        model=lambda wildcards: config["models"][wildcards.model],
-        task=lambda wildcards: {
-            key: config["tasks"][wildcards.task][key] for key in ("kind", "strand_specific")
-        },
-        device=config["device"],
+    conda:
+        ENV_TORCH
     threads: 2
     resources:
         gpu=1,
-    conda:
-        ENV
+    params:
+        model=lambda wildcards: model_for_task(wildcards.model, wildcards.task),
+        task=lambda wildcards: {
+            key: config["tasks"][wildcards.task][key]
+            for key in ("kind", "strand_specific")
+        },
+        device=config["device"],
     script:
         "../scripts/train_classifier.py"

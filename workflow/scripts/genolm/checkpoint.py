@@ -10,13 +10,10 @@ No creation time is stored: the same model and meta always give byte-identical f
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
-import os
 import platform
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +23,7 @@ import torch
 from torch import nn
 
 import genolm
+from genolm.atomic import atomic_path
 from genolm.errors import CheckpointError, ConfigError
 from genolm.models import MODEL_REGISTRY, AWDLSTMLanguageModel, build_classifier, build_language_model
 
@@ -36,19 +34,6 @@ LANGUAGE_MODEL_ARCH = "awd_lstm_lm"
 REQUIRED_META = ("arch", "params", "vocab")
 # Keys written by save_checkpoint itself; a meta coming from a loaded checkpoint may carry old values.
 _GENERATED_KEYS = ("format_version", "versions", "weights_file", "weights_sha256", "vocab_size")
-
-
-@contextlib.contextmanager
-def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary sibling of `path` to write to; it replaces `path` only if the block succeeds."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def sidecar_path(path_safetensors: str | Path) -> Path:
@@ -171,6 +156,11 @@ def _read_sidecar(path: Path) -> dict[str, Any]:
             f"{side}: checkpoint format_version {meta['format_version']!r}, this genolm reads {FORMAT_VERSION}"
         )
     return meta
+
+
+def read_checkpoint_meta(path_safetensors: str | Path) -> dict[str, Any]:
+    """The checked sidecar of a checkpoint, without loading its weights."""
+    return _read_sidecar(Path(path_safetensors))
 
 
 def load_checkpoint(

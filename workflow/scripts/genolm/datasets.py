@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from genolm.atomic import atomic_writer
 from genolm.errors import InputFormatError
 from genolm.kmers import KmerTokenizer
 from genolm.seqio import read_fasta, reverse_complement
@@ -87,13 +86,6 @@ class TokenSet:
         )
 
 
-def _atomic_target(path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(handle)
-    return Path(tmp)
-
-
 def _bp_lengths(token_set: TokenSet) -> np.ndarray:
     if token_set.bp_lengths is None:
         raise InputFormatError(f"{token_set.source}: token set has no base-pair lengths to save")
@@ -101,22 +93,16 @@ def _bp_lengths(token_set: TokenSet) -> np.ndarray:
 
 
 def save_token_set(token_set: TokenSet, path: str | Path, tokenizer: KmerTokenizer) -> None:
-    path = Path(path)
-    tmp = _atomic_target(path)
-    try:
-        with open(tmp, "wb") as handle:
-            np.savez_compressed(
-                handle,
-                tokens=token_set.tokens.astype(np.int64, copy=False),
-                lengths=token_set.lengths.astype(np.int64, copy=False),
-                labels=token_set.labels.astype(np.int64, copy=False),
-                ids=np.asarray(token_set.ids, dtype=np.str_),
-                bp_lengths=_bp_lengths(token_set),
-                vocab=np.asarray(json.dumps(tokenizer.to_dict(), sort_keys=True)),
-            )
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_writer(path) as handle:
+        np.savez_compressed(
+            handle,
+            tokens=token_set.tokens.astype(np.int64, copy=False),
+            lengths=token_set.lengths.astype(np.int64, copy=False),
+            labels=token_set.labels.astype(np.int64, copy=False),
+            ids=np.asarray(token_set.ids, dtype=np.str_),
+            bp_lengths=_bp_lengths(token_set),
+            vocab=np.asarray(json.dumps(tokenizer.to_dict(), sort_keys=True)),
+        )
 
 
 def load_token_set(path: str | Path) -> tuple[TokenSet, KmerTokenizer]:
@@ -215,20 +201,14 @@ def tokenize_genome(fasta: str | Path, corpus_path: str | Path, k: int, stride: 
             streams.append(tokenizer.encode(sequence).astype(np.int32))
             names.append(f"{record.name}{strand}")
     offsets = np.cumsum([0, *(len(stream) for stream in streams)]).astype(np.int64)
-    path = Path(corpus_path)
-    tmp = _atomic_target(path)
-    try:
-        with open(tmp, "wb") as handle:
-            np.savez_compressed(
-                handle,
-                tokens=np.concatenate(streams) if streams else np.zeros(0, np.int32),
-                offsets=offsets,
-                names=np.asarray(names, dtype=np.str_),
-                vocab=np.asarray(json.dumps(tokenizer.to_dict(), sort_keys=True)),
-            )
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_writer(corpus_path) as handle:
+        np.savez_compressed(
+            handle,
+            tokens=np.concatenate(streams) if streams else np.zeros(0, np.int32),
+            offsets=offsets,
+            names=np.asarray(names, dtype=np.str_),
+            vocab=np.asarray(json.dumps(tokenizer.to_dict(), sort_keys=True)),
+        )
 
 
 def load_corpus(path: str | Path) -> tuple[list[np.ndarray], KmerTokenizer]:

@@ -23,7 +23,6 @@ import gzip
 import io
 import logging
 import math
-import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from itertools import product
@@ -33,6 +32,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from genolm.atomic import atomic_writer
 from genolm.errors import ConfigError, InputFormatError
 
 log = logging.getLogger(__name__)
@@ -745,7 +745,7 @@ def _promoter_positives(
 def _is_positives(
     genome: DemoGenome, cfg: DemoConfig, rng: np.random.Generator
 ) -> tuple[list[tuple], dict[str, list[tuple[int, int]]]]:
-    """Windows every `is_window_step` inside each copy (plus one flush with its end); one split per copy."""
+    """About one window per `is_window_step` bp inside each copy, at random offsets; one split per copy."""
     copies = [f for f in genome.features if f.type == "insertion_sequence"]
     if not copies:
         raise ConfigError("demo: the IS task needs IS copies, but is_families * is_copies_per_family is 0")
@@ -767,9 +767,11 @@ def _is_positives(
     for f in copies:
         tsd = len(str(f.attrs["tsd"]))
         forbidden[f.contig].append((f.start - tsd, f.end + tsd))
-        starts = list(range(f.start, f.end - w + 1, cfg.is_window_step))
-        if starts and starts[-1] != f.end - w:
-            starts.append(f.end - w)
+        # About one window per `is_window_step` bases, each at a random offset: windows on a fixed grid from the
+        # element start teach a position-aware model that phase, and a genome scan then misses shifted windows.
+        span = f.end - f.start - w
+        n_windows = span // cfg.is_window_step + 1 if span >= 0 else 0
+        starts = sorted(int(x) for x in f.start + rng.integers(0, span + 1, size=n_windows)) if n_windows else []
         if not starts:
             log.warning("IS task: copy %s (%d bp) is shorter than is_window %d", f.id, f.end - f.start, w)
         strands = np.where(rng.random(len(starts)) < 0.5, "+", "-")
@@ -900,24 +902,14 @@ def build_task(genome: DemoGenome, task: Literal["promoter", "is"], cfg: DemoCon
 
 
 def _atomic_write(path: Path, text: str) -> None:
-    """Write via a temporary file and rename, so an interrupted run never leaves a half-written output.
-
-    `.gz` paths are gzip-compressed with a zero timestamp, keeping reruns byte-identical.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    """Write all or nothing; `.gz` paths are gzip-compressed with a zero timestamp, so reruns are byte-identical."""
     data = text.encode("ascii")
-    try:
-        with open(tmp, "wb") as fh:
-            if path.suffix == ".gz":
-                with gzip.GzipFile(filename="", mode="wb", fileobj=fh, mtime=0) as gz:
-                    gz.write(data)
-            else:
-                fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with atomic_writer(path) as handle:
+        if path.suffix == ".gz":
+            with gzip.GzipFile(filename="", mode="wb", fileobj=handle, mtime=0) as gz:
+                gz.write(data)
+        else:
+            handle.write(data)
 
 
 def _fasta_text(contigs: Mapping[str, str], width: int = 80) -> str:

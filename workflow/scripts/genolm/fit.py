@@ -4,14 +4,13 @@ that record the model, its vocabulary, the resolved settings and the checksums o
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from genolm.atomic import write_text_atomic
 from genolm.checkpoint import LANGUAGE_MODEL_ARCH, load_checkpoint, save_checkpoint
 from genolm.datasets import load_corpus, load_token_set
 from genolm.errors import ConfigError, InputFormatError
@@ -36,12 +35,7 @@ def train_config(settings: Mapping[str, Any], seed: int, device: str) -> TrainCo
 
 
 def _write_yaml(data: Mapping[str, Any], path: str | Path) -> None:
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-    with os.fdopen(handle, "w") as out:
-        yaml.safe_dump(dict(data), out, sort_keys=False)
-    os.replace(tmp, target)
+    write_text_atomic(path, yaml.safe_dump(dict(data), sort_keys=False))
 
 
 def fit_language_model(

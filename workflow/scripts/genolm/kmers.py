@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from genolm.atomic import atomic_writer
 from genolm.errors import ConfigError, InputFormatError
-from genolm.seqio import atomic_writer
 
 __all__ = [
     "ALPHABET",

@@ -6,8 +6,6 @@ import base64
 import html
 import io
 import logging
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -23,6 +21,7 @@ import yaml
 
 import genolm
 from genolm.annotations import read_gff3
+from genolm.atomic import write_text_atomic
 from genolm.evaluate import REPORTED_METRICS
 from genolm.metrics import roc_curve
 from genolm.provenance import git_commit, package_versions, sha256_file
@@ -281,9 +280,5 @@ def build_report(
         f"<style>{STYLE}</style></head><body><h1>genolm report</h1>\n" + "\n".join(sections) + "\n</body></html>\n"
     )
     target = Path(html_path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=".report.", suffix=".tmp", dir=target.parent)
-    with os.fdopen(handle, "w", encoding="utf-8") as out:
-        out.write(page)
-    os.replace(tmp, target)
+    write_text_atomic(target, page)
     log.info("report written to %s", target)

@@ -168,6 +168,18 @@ def scan_sequence(
     return starts, plus, minus
 
 
+def _sorted_windows(contig: str, starts: np.ndarray, scores: np.ndarray, strand: str) -> tuple[np.ndarray, np.ndarray]:
+    """Checked window starts and scores of one strand, sorted by start."""
+    if strand not in ("+", "-"):
+        raise InputFormatError(f"{contig}: strand must be '+' or '-', got {strand!r}")
+    starts = np.asarray(starts, dtype=np.int64)
+    scores = np.asarray(scores, dtype=np.float64)
+    if starts.shape != scores.shape:
+        raise InputFormatError(f"{contig}: {starts.size} window starts but {scores.size} scores")
+    order = np.argsort(starts, kind="stable")
+    return starts[order], scores[order]
+
+
 def call_elements(
     contig: str,
     starts: np.ndarray,
@@ -187,14 +199,7 @@ def call_elements(
     its peak the start of that best window (leftmost on ties). Calls with fewer than ``min_windows`` positive
     windows are dropped. NaN (unscored) windows never count as positive.
     """
-    if strand not in ("+", "-"):
-        raise InputFormatError(f"{contig}: strand must be '+' or '-', got {strand!r}")
-    starts = np.asarray(starts, dtype=np.int64)
-    scores = np.asarray(scores, dtype=np.float64)
-    if starts.shape != scores.shape:
-        raise InputFormatError(f"{contig}: {starts.size} window starts but {scores.size} scores")
-    order = np.argsort(starts, kind="stable")
-    starts, scores = starts[order], scores[order]
+    starts, scores = _sorted_windows(contig, starts, scores, strand)
     hit = np.flatnonzero(scores >= threshold)
     if hit.size == 0:
         return []
@@ -237,16 +242,9 @@ def call_peaks(
     Greedy non-maximum suppression, best score first (ties: leftmost), so neighbouring elements closer than a window
     (promoter clusters) each keep their own call instead of being merged into one region. NaN never counts.
     """
-    if strand not in ("+", "-"):
-        raise InputFormatError(f"{contig}: strand must be '+' or '-', got {strand!r}")
     if min_distance < 0:
         raise ConfigError(f"min_distance must be >= 0, got {min_distance}")
-    starts = np.asarray(starts, dtype=np.int64)
-    scores = np.asarray(scores, dtype=np.float64)
-    if starts.shape != scores.shape:
-        raise InputFormatError(f"{contig}: {starts.size} window starts but {scores.size} scores")
-    order_by_start = np.argsort(starts, kind="stable")
-    starts, scores = starts[order_by_start], scores[order_by_start]
+    starts, scores = _sorted_windows(contig, starts, scores, strand)
     hit = np.flatnonzero(scores >= threshold)
     # Window index ranges within min_distance of each window, for suppression in index space.
     low = np.searchsorted(starts, starts - min_distance, side="left")

@@ -11,20 +11,18 @@ import gzip
 import logging
 import os
 import re
-import secrets
 import zlib
 from collections.abc import Iterable, Iterator
-from contextlib import closing, contextmanager
+from contextlib import closing
 from dataclasses import dataclass
-from pathlib import Path
-from typing import BinaryIO, Literal, TextIO
+from typing import Literal, TextIO
 
+from genolm.atomic import atomic_writer
 from genolm.errors import ConfigError, InputFormatError
 
 __all__ = [
     "IUPAC_BASES",
     "SeqRecord",
-    "atomic_writer",
     "open_text",
     "read_fasta",
     "read_fastq",
@@ -271,28 +269,6 @@ def _read_fastq_body(
         col = bad.start()
         raise _format_error(path, qual_line, name, f"illegal quality character {qual[col]!r} at column {col + 1}")
     return SeqRecord(name, sequence)
-
-
-@contextmanager
-def atomic_writer(path: PathLike) -> Iterator[BinaryIO]:
-    """Open a binary handle whose content replaces ``path`` only if the block finishes without error.
-
-    The temporary file lives in the target directory so ``os.replace`` is an atomic rename on POSIX;
-    readers (and Snakemake) never see a half-written output. Created with mode 0o666 minus the umask,
-    like an ordinary ``open``.
-    """
-    target = Path(path)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def write_fasta(records: Iterable[SeqRecord], path: PathLike, width: int = 80) -> None:

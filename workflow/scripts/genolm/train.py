@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from genolm.checkpoint import atomic_path
+from genolm.atomic import atomic_path
 from genolm.datasets import TokenSet
 from genolm.errors import ConfigError, InputFormatError, TrainingDivergedError
 from genolm.metrics import auroc

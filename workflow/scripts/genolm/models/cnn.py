@@ -28,6 +28,9 @@ class CNNConfig:
     dropout: float = 0.2
     window_tokens: int = 81
     head_hidden: int = 64
+    # Tokens seen by the head. None = the whole window (position-aware, like CNNProm's dense layer: right for
+    # TSS-aligned promoter windows). Narrower heads are max-pooled over the window: shift-invariant (IS windows).
+    head_width: int | None = None
 
     def __post_init__(self) -> None:
         # YAML/JSON give lists; tuples keep the config hashable and comparable.
@@ -46,6 +49,14 @@ class CNNConfig:
             raise ConfigError("cnn: channels, kernel_sizes and dilations must all be >= 1")
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"cnn: dropout must be in [0, 1), got {self.dropout!r}")
+        if (
+            self.head_width is not None
+            and not 1 <= self.head_width <= self.window_tokens - self.stack_receptive_field + 1
+        ):
+            raise ConfigError(
+                f"cnn: head_width must be in 1..{self.window_tokens - self.stack_receptive_field + 1} "
+                f"(window_tokens - stack receptive field + 1), got {self.head_width!r}"
+            )
         if self.stack_receptive_field > self.window_tokens:
             raise ConfigError(
                 f"cnn: the convolution stack sees {self.stack_receptive_field} tokens, more than "
@@ -59,8 +70,13 @@ class CNNConfig:
 
     @property
     def head_kernel(self) -> int:
-        """Kernel of the head convolution: whatever the stack leaves to reach `window_tokens`."""
-        return self.window_tokens - self.stack_receptive_field + 1
+        """Kernel of the head convolution: `head_width`, or whatever the stack leaves to reach `window_tokens`."""
+        return self.head_width or self.window_tokens - self.stack_receptive_field + 1
+
+    @property
+    def pool_width(self) -> int:
+        """Head positions max-pooled into one window logit (1 for a whole-window head)."""
+        return self.window_tokens - self.stack_receptive_field - self.head_kernel + 2
 
 
 class CNNClassifier(nn.Module):
@@ -91,7 +107,7 @@ class CNNClassifier(nn.Module):
     @property
     def receptive_field(self) -> int:
         """Input tokens that one output position depends on (always equals `window_tokens`)."""
-        return self.config.stack_receptive_field + self.config.head_kernel - 1
+        return self.config.stack_receptive_field + self.config.head_kernel + self.config.pool_width - 2
 
     def _pad_to_window(self, tokens: torch.Tensor) -> torch.Tensor:
         short = self.window_tokens - tokens.shape[1]
@@ -102,7 +118,10 @@ class CNNClassifier(nn.Module):
     def position_logits(self, tokens: torch.Tensor) -> torch.Tensor:
         """Logit of every window, `[B, T - window_tokens + 1]`; inputs shorter than a window are padded."""
         x = self.embedding(self._pad_to_window(tokens)).transpose(1, 2)  # [B, C, T]
-        return self.head(self.convs(x)).squeeze(1)
+        logits = self.head(self.convs(x))
+        if self.config.pool_width > 1:
+            logits = nn.functional.max_pool1d(logits, self.config.pool_width, stride=1)
+        return logits.squeeze(1)
 
     def forward(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """One logit per sequence: the best window lying fully inside `lengths` (at least the first)."""
