@@ -8,6 +8,7 @@ rule build_report:
         scans=[scan["scores"] for scan in report_scans()],
         evaluations=scan_evaluations(),
         timings=report_timings(),
+        data=report_data_files(),
     output:
         html="results/report/index.html",
         figures=report(

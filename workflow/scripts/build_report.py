@@ -4,7 +4,6 @@ from genolm.report import build_report
 from genolm.runtime import run_step
 
 if __name__ == "__main__":
-    data_files = [snakemake.input.datasets] if snakemake.input.datasets else []
     run_step(
         build_report,
         snakemake.log[0],
@@ -17,5 +16,5 @@ if __name__ == "__main__":
         region=dict(snakemake.params.region),
         dataset_summary_path=snakemake.input.datasets or None,
         timing_paths=list(snakemake.input.timings),
-        data_files=data_files,
+        data_files=list(snakemake.input.data),
     )

@@ -10,7 +10,6 @@ No creation time is stored: the same model and meta always give byte-identical f
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import platform
@@ -26,6 +25,7 @@ import genolm
 from genolm.atomic import atomic_path
 from genolm.errors import CheckpointError, ConfigError
 from genolm.models import MODEL_REGISTRY, AWDLSTMLanguageModel, build_classifier, build_language_model
+from genolm.provenance import sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -38,14 +38,6 @@ _GENERATED_KEYS = ("format_version", "versions", "weights_file", "weights_sha256
 
 def sidecar_path(path_safetensors: str | Path) -> Path:
     return Path(path_safetensors).with_suffix(".json")
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _build_model(meta: dict[str, Any]) -> nn.Module:
@@ -129,7 +121,7 @@ def save_checkpoint(model: nn.Module, path_safetensors: str | Path, meta: dict[s
     with atomic_path(path) as tmp:
         # A single metadata key: safetensors writes the metadata map in hash order, which varies per call.
         safetensors.torch.save_file(tensors, str(tmp), metadata={"format": "pt"})
-        sidecar["weights_sha256"] = _sha256(tmp)
+        sidecar["weights_sha256"] = sha256_file(tmp)
     text = json.dumps(sidecar, indent=2, sort_keys=True) + "\n"
     with atomic_path(sidecar_path(path)) as tmp:
         tmp.write_text(text, encoding="utf-8")
@@ -173,7 +165,7 @@ def load_checkpoint(
     path = Path(path_safetensors)
     meta = _read_sidecar(path)
     side = sidecar_path(path)
-    if _sha256(path) != meta["weights_sha256"]:
+    if sha256_file(path) != meta["weights_sha256"]:
         raise CheckpointError(f"{path}: weights do not match the SHA-256 recorded in {side}")
     _expected_type(meta["arch"], str(side))
     try:
