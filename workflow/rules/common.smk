@@ -98,7 +98,11 @@ def lm_corpus(wildcards):
 def genome_path(genome):
     """The FASTA of a named genome: the generated demo, or the user's file."""
     settings = config["genomes"][genome]
-    return "results/data/demo/genome.fa" if settings["source"] == "demo" else settings["fasta"]
+    return (
+        "results/data/demo/genome.fa"
+        if settings["source"] == "demo"
+        else settings["fasta"]
+    )
 
 
 def genome_fasta(wildcards):
@@ -192,7 +196,9 @@ def report_scans():
 def report_data_files():
     """The data every result derives from, checksummed in the report: genomes and labelled task tables."""
     files = [genome_path(genome) for genome in GENOMES]
-    files += [f"results/data/{task}/{split}.tsv" for task in DEMO_TASKS for split in SPLITS]
+    files += [
+        f"results/data/{task}/{split}.tsv" for task in DEMO_TASKS for split in SPLITS
+    ]
     return files
 
 
