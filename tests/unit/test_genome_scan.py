@@ -88,3 +88,15 @@ def test_is_elements_need_min_windows():
     task = {**IS, "scan": {**IS["scan"], "min_windows": 2}}
     calls = calls_for_contig("chr", starts, plus, minus, 400, 0.5, task)
     assert [(c.start, c.end, c.strand, c.n_windows) for c in calls] == [(1000, 1550, ".", 4)]
+
+
+def test_models_without_a_one_pass_path_are_scanned_window_by_window():
+    torch.manual_seed(0)
+    tokenizer = KmerTokenizer(k=3, stride=2)
+    model = build_classifier("awd_lstm", {"emb_dim": 8, "hidden": 8, "layers": 1}, tokenizer.vocab_size, 0).eval()
+    sequence = random_genome(2500)
+    starts, plus, minus = score_contig(model, tokenizer, sequence, 100, 50, 8, "cpu")
+    np.testing.assert_array_equal(starts, np.arange(0, 2401, 50))
+    reference = model_scorer(model, tokenizer, "cpu")
+    assert plus[3] == pytest.approx(reference([sequence[150:250]])[0])
+    assert np.isfinite(plus).all() and np.isfinite(minus).all() and not np.allclose(plus, minus)

@@ -10,6 +10,8 @@ import pandas as pd
 
 from genolm.errors import InputFormatError
 
+# GFF3 feature type of the known elements of each task kind (truth sets and the demo's GFF3).
+TRUTH_TYPES = {"promoter": "promoter", "is": "insertion_sequence"}
 GFF_COLUMNS = ("contig", "source", "type", "start", "end", "score", "strand", "phase", "attributes")
 
 

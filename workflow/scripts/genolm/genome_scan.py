@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from genolm.annotations import read_gff3
+from genolm.annotations import TRUTH_TYPES, read_gff3
 from genolm.evaluate import threshold_from_metrics, write_tsv
 from genolm.formats import write_bed, write_bedgraph_tracks, write_gff3
 from genolm.kmers import KmerTokenizer
@@ -31,13 +31,13 @@ from genolm.scan import (
     iter_windows,
     model_scorer,
     peak_points,
+    scan_sequence,
 )
 from genolm.seqio import read_fasta, reverse_complement
 
 log = logging.getLogger(__name__)
 
 CALL_TYPES = {"promoter": "TSS", "is": "insertion_sequence"}
-TRUTH_TYPES = {"promoter": "promoter", "is": "insertion_sequence"}
 # Fully convolutional scans run over chunks of this many tokens: big enough to amortise each pass, small enough
 # that feature maps stay far below 1 GB (200 kb chunks measured faster than 1 Mb ones).
 CHUNK_TOKENS = 200_000
@@ -75,15 +75,9 @@ def score_contig(
         rc_starts = len(sequence) - starts - window
         minus = convolutional_scores(model, tokenizer, reverse_complement(sequence), rc_starts, device)
         return starts, plus, minus
-    scorer = model_scorer(model, tokenizer, device=device, batch_size=batch_size)
-    plus = np.empty(starts.size)
-    minus = np.empty(starts.size)
-    for first in range(0, starts.size, batch_size):
-        batch = starts[first : first + batch_size]
-        windows = [sequence[s : s + window] for s in batch]
-        plus[first : first + batch.size] = scorer(windows)
-        minus[first : first + batch.size] = scorer([reverse_complement(w) for w in windows])
-    return starts, plus, minus
+    return scan_sequence(
+        sequence, model_scorer(model, tokenizer, device=device, batch_size=batch_size), window, step, batch_size
+    )
 
 
 def calls_for_contig(

@@ -20,7 +20,7 @@ import pandas as pd
 import yaml
 
 import genolm
-from genolm.annotations import read_gff3
+from genolm.annotations import TRUTH_TYPES, read_gff3
 from genolm.atomic import write_text_atomic
 from genolm.evaluate import REPORTED_METRICS
 from genolm.metrics import roc_curve
@@ -28,7 +28,6 @@ from genolm.provenance import git_commit, package_versions, sha256_file
 
 log = logging.getLogger(__name__)
 
-TRUTH_TYPES = {"promoter": "promoter", "is": "insertion_sequence"}
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222;line-height:1.45}
 h1{border-bottom:2px solid #345}h2{margin-top:2em;border-bottom:1px solid #ccc}

@@ -49,12 +49,9 @@ class CNNConfig:
             raise ConfigError("cnn: channels, kernel_sizes and dilations must all be >= 1")
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"cnn: dropout must be in [0, 1), got {self.dropout!r}")
-        if (
-            self.head_width is not None
-            and not 1 <= self.head_width <= self.window_tokens - self.stack_receptive_field + 1
-        ):
+        if self.head_width is not None and not 1 <= self.head_width <= self.widest_head:
             raise ConfigError(
-                f"cnn: head_width must be in 1..{self.window_tokens - self.stack_receptive_field + 1} "
+                f"cnn: head_width must be in 1..{self.widest_head} "
                 f"(window_tokens - stack receptive field + 1), got {self.head_width!r}"
             )
         if self.stack_receptive_field > self.window_tokens:
@@ -69,9 +66,14 @@ class CNNConfig:
         return 1 + sum((k - 1) * d for k, d in zip(self.kernel_sizes, self.dilations, strict=True))
 
     @property
+    def widest_head(self) -> int:
+        """The head kernel that, after the stack, sees exactly one window: what the stack leaves of it."""
+        return self.window_tokens - self.stack_receptive_field + 1
+
+    @property
     def head_kernel(self) -> int:
-        """Kernel of the head convolution: `head_width`, or whatever the stack leaves to reach `window_tokens`."""
-        return self.head_width or self.window_tokens - self.stack_receptive_field + 1
+        """Kernel of the head convolution: `head_width`, or the whole rest of the window."""
+        return self.head_width or self.widest_head
 
     @property
     def pool_width(self) -> int:
