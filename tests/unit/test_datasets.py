@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import gzip
+import json
 
 import numpy as np
 import pandas as pd
@@ -15,6 +16,7 @@ from genolm.datasets import (
     save_token_set,
     summarize_tables,
     tokenize_genome,
+    tokenize_sequences,
     tokenize_task,
 )
 from genolm.errors import InputFormatError
@@ -99,6 +101,53 @@ def test_corpus_keeps_contigs_and_strands_apart(tmp_path):
     assert tokenizer.decode(streams[0]) == ["ACG", "CGT", "GTA", "TAC", "ACG", "CGT", "GTA", "TAA"]
     assert tokenizer.decode(streams[2]) == ["TTT", "TTT", "TTC", "TCC"]
     assert tokenizer.decode(streams[3]) == ["GGA", "GAA", "AAA", "AAA"]
+    assert all(stream.dtype == np.int64 for stream in streams)
+    with np.load(tmp_path / "corpus.npz") as data:
+        assert data["tokens"].dtype == np.uint16  # stored compactly; 4 + 4**3 ids fit
+        assert data["names"].tolist() == ["chrom+", "chrom-", "plasmid+", "plasmid-"]
+        assert data["offsets"].tolist() == [0, 8, 16, 20, 24]
+
+
+def test_corpus_skip_policy_is_recorded(tmp_path):
+    fasta = tmp_path / "genome.fa"
+    fasta.write_text(">chrom\nACGTNACGT\n")
+    tokenize_genome(fasta, tmp_path / "corpus.npz", k=2, stride=1, unknown="skip")
+    streams, tokenizer = load_corpus(tmp_path / "corpus.npz")
+    assert tokenizer == KmerTokenizer(k=2, unknown="skip")
+    assert tokenizer.decode(streams[0]) == ["AC", "CG", "GT", "AC", "CG", "GT"]  # TN and NA are gone
+    assert tokenizer.decode(streams[1]) == ["AC", "CG", "GT", "AC", "CG", "GT"]
+
+
+def test_load_corpus_reads_older_int32_files_and_checks_offsets(tmp_path):
+    tokenizer = KmerTokenizer(k=2)
+    vocab_v1 = {key: value for key, value in tokenizer.to_dict().items() if key != "unknown"} | {"version": 1}
+    old = tmp_path / "old.npz"  # as written before streaming: int32 tokens, version-1 vocabulary
+    tokens = np.array([5, 10, 15, 15, 10, 5], np.int32)
+    np.savez_compressed(
+        old,
+        tokens=tokens,
+        offsets=np.array([0, 3, 6]),
+        names=np.array(["a+", "a-"]),
+        vocab=np.asarray(json.dumps(vocab_v1)),
+    )
+    streams, loaded = load_corpus(old)
+    assert loaded == tokenizer
+    assert [stream.tolist() for stream in streams] == [[5, 10, 15], [15, 10, 5]]
+    bad = tmp_path / "bad.npz"
+    np.savez_compressed(bad, tokens=tokens, offsets=np.array([0, 3, 7]), vocab=np.asarray(json.dumps(vocab_v1)))
+    with pytest.raises(InputFormatError, match=r"bad\.npz: offsets do not partition the 6 tokens"):
+        load_corpus(bad)
+    old.write_bytes(b"junk")
+    with pytest.raises(InputFormatError, match=r"old\.npz.*not a genolm corpus"):
+        load_corpus(old)
+
+
+def test_tokenize_sequences_names_the_record_under_the_error_policy():
+    tokenizer = KmerTokenizer(k=3, unknown="error")
+    token_set = tokenize_sequences(["p1", "p2"], ["ACGTA", "GGCCA"], [1, 0], tokenizer)
+    assert token_set.lengths.tolist() == [3, 3]
+    with pytest.raises(InputFormatError, match=r"record 'p2': non-ACGT base 'N' at position 4"):
+        tokenize_sequences(["p1", "p2"], ["ACGTA", "GGCNA"], [1, 0], tokenizer)
 
 
 def test_gc_ignores_ambiguous_bases():

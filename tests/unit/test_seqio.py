@@ -1,17 +1,21 @@
-"""Unit tests for genolm.seqio: FASTA/FASTQ parsing, every validation error, gzip handling, atomic writes."""
+"""Unit tests for genolm.seqio: FASTA/FASTQ parsing, every validation error, gzip handling, chunked FASTA reading
+(identical to whole-record reading whatever the chunk and read-block sizes), atomic writes."""
 
 from __future__ import annotations
 
 import gzip
 import logging
+import random
 import re
 from pathlib import Path
 
 import pytest
 
+import genolm.seqio
 from genolm.errors import ConfigError, InputFormatError
 from genolm.seqio import (
     SeqRecord,
+    iter_fasta_chunks,
     open_text,
     read_fasta,
     read_fastq,
@@ -185,6 +189,132 @@ def test_fasta_truncated_gzip_header(tmp_path: Path) -> None:
         match=r"tiny.fa.gz: truncated or corrupt gzip stream before the first line \(EOFError",
     ):
         records(path)
+
+
+def test_fasta_crlf_in_gzip_and_lone_cr(tmp_path: Path) -> None:
+    gz = write(tmp_path, "crlf.fa.gz", gzip.compress(b">a x\r\nACgt\r\nNN\r\n>b\r\nTT\r\n"))
+    assert records(gz) == [("a", "ACGTNN"), ("b", "TT")]
+    old_mac = write(tmp_path, "cr.fa", b">a\rAC\rGT\r>b\rTT")  # lone CR ends a line too, as in open_text
+    assert records(old_mac) == [("a", "ACGT"), ("b", "TT")]
+
+
+def test_fasta_all_n_and_one_base_records_are_valid(tmp_path: Path) -> None:
+    # what a tokenizer does with them (UNK, nothing, or an error) is its policy, not the reader's business
+    path = write(tmp_path, "a.fa", ">gap\nNNNNNNNN\nnnnn\n>tiny\nA\n")
+    assert records(path) == [("gap", "N" * 12), ("tiny", "A")]
+
+
+# ---------------------------------------------------------------------------------------------- chunked FASTA
+
+
+def chunked(path: Path, chunk_bp: int, **kwargs) -> list[tuple[str, str]]:
+    """Join iter_fasta_chunks output per record, checking the chunk contract on the way."""
+    joined: list[tuple[str, str]] = []
+    current: list[str] = []
+    for name, chunk, is_last in iter_fasta_chunks(path, chunk_bp, **kwargs):
+        assert 1 <= len(chunk) <= chunk_bp
+        assert is_last or len(chunk) == chunk_bp  # only a record's last chunk may be short
+        current.append(chunk)
+        if is_last:
+            joined.append((name, "".join(current)))
+            current = []
+    assert not current  # every record ends with an is_last chunk
+    return joined
+
+
+def outcome(read, *args) -> list[tuple[str, str]] | str:
+    try:
+        return read(*args)
+    except InputFormatError as error:
+        return f"error: {error}"
+
+
+@pytest.mark.parametrize("chunk_bp", [1, 2, 3, 7, 60, 61, 1000])
+def test_chunks_join_to_read_fasta_records(tmp_path: Path, chunk_bp: int) -> None:
+    data = big_fasta_text(12) + b">short desc\r\nac\r\n\r\n>soft\nacgtNNNNrykm\nACGT\n"
+    for name, content in (("a.fa", data), ("a.fa.gz", gzip.compress(data))):
+        path = write(tmp_path, name, content)
+        assert chunked(path, chunk_bp) == records(path)
+    chunks = list(iter_fasta_chunks(write(tmp_path, "b.fa", ">x\nACGTA\nCG\n>y\nT\n"), 3))
+    assert chunks == [("x", "ACG", False), ("x", "TAC", False), ("x", "G", True), ("y", "T", True)]
+
+
+def test_chunks_reject_bad_chunk_size(tmp_path: Path) -> None:
+    path = write(tmp_path, "a.fa", ">a\nACGT\n")
+    for chunk_bp in (0, -5, 2.5, True, None):
+        with pytest.raises(ConfigError, match="chunk_bp"):
+            next(iter_fasta_chunks(path, chunk_bp))  # type: ignore[arg-type]
+
+
+BAD_FASTA = {
+    "illegal.fa": b">x\nACGT\n>seq1 desc\nACGT\nAC-T\n",
+    "inner_space.fa": b">x\nACGT  ACGT\n",
+    "utf8.fa": b">a\nAC\xffGT\n",
+    "before.fa": b"\nACGT\n>a\nACGT\n",
+    "empty_mid.fa": b">a\n\n>b\nACGT\n",
+    "empty_end.fa": b">a\nACGT\n>b\n",
+    "noname.fa": b">a\nAC\n>  \nACGT\n",
+    "dup.fa": b">a one\nAC\n>b\nGG\n>a two\nGT\n",
+    "empty.fa": b"\n \n",
+    "crlf_dup.fa": b">a\r\nAC\r\n>a\r\nGT\r\n",
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD_FASTA))
+def test_chunks_fail_exactly_like_read_fasta(tmp_path: Path, name: str) -> None:
+    path = write(tmp_path, name, BAD_FASTA[name])
+    expected = outcome(records, path)
+    assert expected.startswith(f"error: {path}")
+    for chunk_bp in (1, 4, 1000):
+        assert outcome(chunked, path, chunk_bp) == expected
+
+
+def test_chunks_truncated_gzip_names_file_and_record(tmp_path: Path) -> None:
+    data = gzip.compress(big_fasta_text())
+    path = write(tmp_path, "cut.fa.gz", data[: len(data) // 2])
+    seen: list[str] = []
+    with pytest.raises(InputFormatError) as err:
+        for name, _, _ in iter_fasta_chunks(path, 100):
+            seen.append(name)
+    assert re.match(rf"{re.escape(str(path))}: record 'rec\d+' \(line \d+\): truncated or corrupt gzip", str(err.value))
+    assert seen and f"record '{seen[-1]}'" in str(err.value)  # the record being read when the stream broke
+    assert outcome(records, path) == f"error: {err.value}"
+
+
+def random_fasta(rng: random.Random) -> bytes:
+    """Small FASTA-like texts that hit every parser path: long and CRLF lines, blank lines, trailing and inner
+    whitespace, multi-byte and invalid UTF-8 characters, misplaced headers."""
+    pieces = ["A", "C", "g", "t", "N", "r", "\n", "\n", "\r\n", "\r", " ", "\t", ">", ">a", ">b x", "-", "\xa0", "\xe9"]
+    weights = [12, 12, 12, 12, 3, 1, 8, 3, 2, 1, 2, 1, 2, 3, 2, 0.3, 0.5, 0.3]
+    text = ">r0\n" * (rng.random() < 0.8) + "".join(rng.choices(pieces, weights, k=rng.randint(0, 60)))
+    data = text.encode()
+    return data.replace(b"\xc3", b"\xff") if rng.random() < 0.1 else data
+
+
+def test_read_block_boundaries_never_change_the_outcome(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Lines and multi-byte characters cut by the parser's read blocks (here shrunk to a few bytes) give the
+    same records, or the same error message, as reading in 1 MiB blocks."""
+    rng = random.Random(7)
+    path = tmp_path / "fuzz.fa"
+    for _ in range(300):
+        path.write_bytes(random_fasta(rng))
+        monkeypatch.setattr(genolm.seqio, "_READ_BLOCK", 1 << 20)
+        expected = outcome(records, path)
+        for block in (1, 2, 3, 5):
+            monkeypatch.setattr(genolm.seqio, "_READ_BLOCK", block)
+            assert outcome(records, path) == expected, (path.read_bytes(), block)
+            assert outcome(chunked, path, rng.randint(1, 6)) == expected, (path.read_bytes(), block)
+
+
+def test_long_single_line_record_is_read_in_pieces(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(genolm.seqio, "_READ_BLOCK", 64)
+    line = "ACGTN" * 400  # one 2,000-base line, far longer than a read block
+    path = write(tmp_path, "one_line.fa", f">chr\r\n{line.lower()}  \t\r\n>b\nAC\n")
+    assert chunked(path, 100) == [("chr", line), ("b", "AC")]
+    bad = write(tmp_path, "bad.fa", f">chr\n{line}  {line}\n")
+    with pytest.raises(InputFormatError) as err:
+        list(iter_fasta_chunks(bad, 100))
+    assert str(err.value) == f"{bad}: record 'chr' (line 2): illegal sequence character ' ' at column 2001"
 
 
 # ---------------------------------------------------------------------------------------------- FASTQ

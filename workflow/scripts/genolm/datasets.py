@@ -2,7 +2,8 @@
 
 A task table is a TSV with columns id, label, split, contig, start, end, strand, sequence (0-based half-open
 coordinates; the sequence is already oriented on `strand`). Token arrays are compressed .npz files that carry
-their vocabulary, so tokens can never be decoded with the wrong one.
+their vocabulary, so tokens can never be decoded with the wrong one. Genomes (language-model corpora) and
+FASTQ reads are tokenized with bounded memory by :mod:`genolm.streaming`.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ import pandas as pd
 from genolm.atomic import atomic_writer
 from genolm.errors import InputFormatError
 from genolm.kmers import KmerTokenizer
-from genolm.seqio import read_fasta, reverse_complement
+from genolm.seqio import reverse_complement
+from genolm.streaming import DEFAULT_CHUNK_BP, StreamSummary, write_corpus, write_read_tokens
 
 TASK_COLUMNS = ("id", "label", "split", "contig", "start", "end", "strand", "sequence")
 SPLITS = ("train", "valid", "test")
@@ -154,7 +156,7 @@ def read_task_table(path: str | Path, split: str | None = None) -> pd.DataFrame:
 def tokenize_sequences(
     ids: Sequence[str], sequences: Sequence[str], labels: Sequence[int], tokenizer: KmerTokenizer
 ) -> TokenSet:
-    tokens, lengths = tokenizer.encode_batch(list(sequences))
+    tokens, lengths = tokenizer.encode_batch(list(sequences), names=[str(name) for name in ids])
     return TokenSet(
         tokens=tokens.astype(np.int64, copy=False),
         lengths=lengths.astype(np.int64, copy=False),
@@ -191,35 +193,87 @@ def tokenize_task(
     tokenizer.save(vocab_path)
 
 
-def tokenize_genome(fasta: str | Path, corpus_path: str | Path, k: int, stride: int) -> None:
-    """Language-model corpus: one token stream per contig and strand; contigs are never joined."""
-    tokenizer = KmerTokenizer(k=k, stride=stride)
-    streams: list[np.ndarray] = []
-    names: list[str] = []
-    for record in read_fasta(fasta):
-        for strand, sequence in (("+", record.sequence), ("-", reverse_complement(record.sequence))):
-            streams.append(tokenizer.encode(sequence).astype(np.int32))
-            names.append(f"{record.name}{strand}")
-    offsets = np.cumsum([0, *(len(stream) for stream in streams)]).astype(np.int64)
-    with atomic_writer(corpus_path) as handle:
-        np.savez_compressed(
-            handle,
-            tokens=np.concatenate(streams) if streams else np.zeros(0, np.int32),
-            offsets=offsets,
-            names=np.asarray(names, dtype=np.str_),
-            vocab=np.asarray(json.dumps(tokenizer.to_dict(), sort_keys=True)),
-        )
+def tokenize_genome(
+    fasta: str | Path,
+    corpus_path: str | Path,
+    k: int,
+    stride: int,
+    *,
+    unknown: str = "unk",
+    chunk_bp: int = DEFAULT_CHUNK_BP,
+    compress: bool = False,
+) -> StreamSummary:
+    """Language-model corpus: one token stream per contig and strand; contigs are never joined.
+
+    Streams the FASTA ``chunk_bp`` bases at a time, so memory stays bounded whatever the chromosome size;
+    tokens are stored as uint16 (int32 for k=8). See :mod:`genolm.streaming` for the layout and for how the
+    minus strand is made.
+    """
+    tokenizer = KmerTokenizer(k=k, stride=stride, unknown=unknown)
+    return write_corpus(fasta, corpus_path, tokenizer, chunk_bp=chunk_bp, compress=compress)
+
+
+def _open_token_npz(path: str | Path, keys: tuple[str, ...], kind: str) -> tuple[dict[str, np.ndarray], KmerTokenizer]:
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {key: data[key] for key in keys}
+            tokenizer = KmerTokenizer.from_dict(json.loads(str(data["vocab"])))
+    except (OSError, KeyError, ValueError) as error:
+        if isinstance(error, InputFormatError):
+            raise
+        raise InputFormatError(f"{path}: not a genolm {kind} ({error})") from error
+    offsets, tokens = arrays["offsets"], arrays["tokens"]
+    if (
+        offsets.ndim != 1
+        or not offsets.size
+        or offsets[0] != 0
+        or offsets[-1] != tokens.size
+        or (np.diff(offsets) < 0).any()
+    ):
+        raise InputFormatError(f"{path}: offsets do not partition the {tokens.size} tokens of this {kind}")
+    return arrays, tokenizer
 
 
 def load_corpus(path: str | Path) -> tuple[list[np.ndarray], KmerTokenizer]:
-    """Per-contig-strand token streams of a corpus file with their tokenizer."""
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            tokens, offsets = data["tokens"].astype(np.int64), data["offsets"]
-            tokenizer = KmerTokenizer.from_dict(json.loads(str(data["vocab"])))
-    except (OSError, KeyError, ValueError) as error:
-        raise InputFormatError(f"{path}: not a genolm corpus ({error})") from error
-    return [tokens[start:end] for start, end in itertools.pairwise(offsets)], tokenizer
+    """Per-contig-strand token streams (int64) of a corpus file with their tokenizer.
+
+    Reads corpora stored as int32 (older files) as well as uint16.
+    """
+    arrays, tokenizer = _open_token_npz(path, ("tokens", "offsets"), "corpus")
+    tokens = arrays["tokens"].astype(np.int64)
+    return [tokens[start:end] for start, end in itertools.pairwise(arrays["offsets"])], tokenizer
+
+
+def tokenize_fastq(
+    fastq: str | Path, out: str | Path, k: int, stride: int = 1, *, unknown: str = "unk"
+) -> StreamSummary:
+    """Tokenize every read of a FASTQ into a ragged token file (see :func:`load_read_tokens`), streaming."""
+    return write_read_tokens(fastq, out, KmerTokenizer(k=k, stride=stride, unknown=unknown))
+
+
+@dataclass
+class ReadTokens:
+    """Ragged per-read tokens: read i is ``tokens[offsets[i]:offsets[i + 1]]`` (stored dtype, uint16 or int32)."""
+
+    tokens: np.ndarray
+    offsets: np.ndarray  # int64 [N + 1]
+    names: list[str]
+    bp_lengths: np.ndarray  # int64 [N]
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        return self.tokens[self.offsets[index] : self.offsets[index + 1]]
+
+
+def load_read_tokens(path: str | Path) -> tuple[ReadTokens, KmerTokenizer]:
+    """Load a file written by :func:`tokenize_fastq` with the tokenizer it was made with."""
+    arrays, tokenizer = _open_token_npz(path, ("tokens", "offsets", "names", "bp_lengths"), "read-token file")
+    names = [str(name) for name in arrays["names"]]
+    if len(names) != arrays["offsets"].size - 1 or arrays["bp_lengths"].shape != (len(names),):
+        raise InputFormatError(f"{path}: names, offsets and bp_lengths disagree on the number of reads")
+    return ReadTokens(arrays["tokens"], arrays["offsets"].astype(np.int64), names, arrays["bp_lengths"]), tokenizer
 
 
 def gc_fraction(sequence: str) -> float:

@@ -1,21 +1,24 @@
 """Streaming FASTA/FASTQ readers with line-precise validation, and an atomic FASTA writer.
 
 Readers yield one validated :class:`SeqRecord` at a time; only the current record is held in memory.
+:func:`iter_fasta_chunks` goes further and never holds more than a bounded buffer: it yields each record as
+fixed-size chunks, with exactly the validation (and error messages) of :func:`read_fasta`, which is built on it.
 Every problem raises :class:`~genolm.errors.InputFormatError` with a message of the form
 ``<path>: record '<name>' (line N): <problem>`` (or ``<path>: line N: <problem>`` before any record).
 """
 
 from __future__ import annotations
 
+import codecs
 import gzip
 import logging
 import os
 import re
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from contextlib import closing
 from dataclasses import dataclass
-from typing import Literal, TextIO
+from typing import BinaryIO, Literal, TextIO
 
 from genolm.atomic import atomic_writer
 from genolm.errors import ConfigError, InputFormatError
@@ -23,6 +26,7 @@ from genolm.errors import ConfigError, InputFormatError
 __all__ = [
     "IUPAC_BASES",
     "SeqRecord",
+    "iter_fasta_chunks",
     "open_text",
     "read_fasta",
     "read_fastq",
@@ -41,6 +45,15 @@ _ALPHABETS: dict[str, str] = {"iupac": IUPAC_BASES, "acgtn": "ACGTN"}
 _ILLEGAL: dict[str, re.Pattern[str]] = {
     name: re.compile(f"[^{letters}{letters.lower()}]") for name, letters in _ALPHABETS.items()
 }
+# The same alphabets on bytes, for the block parser: allowed bytes (plus the newline) and a first-illegal pattern.
+_LEGAL_BYTES: dict[str, bytes] = {
+    name: (letters + letters.lower() + "\n").encode() for name, letters in _ALPHABETS.items()
+}
+_ILLEGAL_BYTES: dict[str, re.Pattern[bytes]] = {
+    name: re.compile(f"[^{letters}{letters.lower()}]".encode()) for name, letters in _ALPHABETS.items()
+}
+_UPPER = bytes.maketrans(b"abcdefghijklmnopqrstuvwxyz", b"ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+_READ_BLOCK = 1 << 20  # bytes per read of the FASTA block parser
 _GZIP_MAGIC = b"\x1f\x8b"
 # Exceptions gzip/zlib raise for a truncated or corrupt stream; they surface lazily, while lines are read.
 _GZIP_ERRORS = (EOFError, zlib.error, gzip.BadGzipFile)
@@ -60,6 +73,17 @@ class SeqRecord:
 
     name: str
     sequence: str
+
+
+def _open_binary(path: PathLike) -> BinaryIO:
+    """Binary counterpart of :func:`open_text` (gzip by magic bytes, the same warning), without newline handling."""
+    with open(path, "rb") as raw:
+        magic = raw.read(2)
+    if magic == _GZIP_MAGIC:
+        return gzip.open(path, "rb")
+    if str(path).endswith(".gz"):
+        log.warning("%s: name ends in .gz but the file is not gzip-compressed; reading it as plain text", path)
+    return open(path, "rb")
 
 
 def open_text(path: PathLike) -> TextIO:
@@ -130,15 +154,18 @@ def _check_alphabet(alphabet: str) -> re.Pattern[str]:
         raise ConfigError(f"unknown alphabet {alphabet!r}; expected one of {sorted(_ALPHABETS)}") from None
 
 
-def _validated_bases(line: str, illegal: re.Pattern[str], path: PathLike, lineno: int, record: str) -> str:
+def _validated_bases(
+    line: str, illegal: re.Pattern[str], path: PathLike, lineno: int, record: str, column: int = 0
+) -> str:
     """Reject illegal characters, then upper-case (soft-masked bases are ordinary bases).
 
     The check runs on the original line: ``str.upper`` maps some non-ASCII letters to ASCII ones
-    (U+017F long s -> 'S'), which would otherwise slip through and shift column numbers.
+    (U+017F long s -> 'S'), which would otherwise slip through and shift column numbers. ``column`` is the
+    number of characters of the line before ``line`` (non-zero for the rest of a line read in pieces).
     """
     bad = illegal.search(line)
     if bad is not None:
-        col = bad.start()
+        col = column + bad.start()
         raise _format_error(path, lineno, record, f"illegal sequence character {bad.group()!r} at column {col + 1}")
     return line.upper()
 
@@ -163,42 +190,183 @@ def read_fasta(path: PathLike, *, alphabet: Alphabet = "iupac") -> Iterator[SeqR
 
     Lower-case bases are upper-cased, CRLF and blank lines are accepted. ``alphabet="iupac"`` allows
     ``ACGTURYSWKMBDHVN``; ``"acgtn"`` allows only ``ACGTN``. Gaps ('-') are never allowed.
+    A record is yielded as soon as it is complete, before the next one is read.
     """
-    illegal = _check_alphabet(alphabet)
-    seen: dict[str, int] = {}
-    name: str | None = None
-    header_line = 0
-    chunks: list[str] = []
     n_records = 0
-    with closing(_numbered_lines(path)) as lines:
-        try:
-            for lineno, line in lines:
-                if not line:
-                    continue
-                if line.startswith(">"):
-                    if name is not None:
-                        yield _finish_fasta_record(name, chunks, path, header_line)
-                        n_records += 1
-                    name = _header_name(line, path, lineno)
-                    _register_name(name, seen, path, lineno)
-                    header_line, chunks = lineno, []
-                elif name is None:
-                    raise _format_error(path, lineno, None, f"text before the first '>' header: {_excerpt(line)}")
-                else:
-                    chunks.append(_validated_bases(line, illegal, path, lineno, name))
-        except _GzipStreamError as exc:
-            raise _gzip_error(path, name, exc) from exc.cause
-    if name is None:
-        raise InputFormatError(f"{path}: empty file (no FASTA records)")
-    yield _finish_fasta_record(name, chunks, path, header_line)
-    n_records += 1
+    pieces: list[str] = []
+    for name, piece in _FastaParser(path, alphabet).events():
+        if piece:
+            pieces.append(piece.decode("ascii"))
+            continue
+        yield SeqRecord(name, "".join(pieces))
+        pieces = []
+        n_records += 1
     log.debug("%s: read %d FASTA records", path, n_records)
 
 
-def _finish_fasta_record(name: str, chunks: list[str], path: PathLike, header_line: int) -> SeqRecord:
-    if not chunks:
-        raise _format_error(path, header_line, name, "empty record (no sequence lines after the header)")
-    return SeqRecord(name, "".join(chunks))
+def iter_fasta_chunks(
+    path: PathLike, chunk_bp: int, *, alphabet: Alphabet = "iupac"
+) -> Iterator[tuple[str, str, bool]]:
+    """Stream a FASTA file as ``(record name, chunk, is_last)`` with bounded memory.
+
+    Each record comes as consecutive upper-case chunks of exactly ``chunk_bp`` bases, the last one of 1 to
+    ``chunk_bp`` bases with ``is_last=True``; joined, they are the record's :func:`read_fasta` sequence.
+    Validation and error messages are those of :func:`read_fasta` (which is built on the same parser); an
+    error in a record is raised after its earlier chunks were yielded. Memory stays within about
+    ``chunk_bp`` plus one 1 MiB read block whatever the line length, since lines are read in pieces.
+    """
+    if isinstance(chunk_bp, bool) or not isinstance(chunk_bp, int) or chunk_bp < 1:
+        raise ConfigError(f"iter_fasta_chunks: chunk_bp must be a positive integer, got {chunk_bp!r}")
+    buffer = bytearray()
+    for name, piece in _FastaParser(path, alphabet).events():
+        if not piece:
+            yield name, buffer.decode("ascii"), True
+            buffer.clear()
+            continue
+        buffer += piece
+        # Keep at least one base back: only the end-of-record event tells whether a chunk is the last one.
+        while len(buffer) > chunk_bp:
+            yield name, buffer[:chunk_bp].decode("ascii"), False
+            del buffer[:chunk_bp]
+
+
+class _FastaParser:
+    """FASTA parser over binary blocks, so that neither a record nor a line is ever held whole.
+
+    :meth:`events` yields ``(name, bases)`` with validated upper-case ASCII bases (never empty) and then
+    ``(name, b"")`` when the record is complete. Runs of sequence lines that are clean (only alphabet letters
+    and newlines, the common case) are checked and upper-cased with two C-speed passes over a whole block;
+    anything else falls back to line-by-line checks with the exact rules of a line: trailing whitespace is
+    stripped, the first illegal character is reported with its line and column. Newlines are universal
+    (CRLF and lone CR count as LF) and bytes that are not UTF-8 read as U+FFFD, as :func:`open_text` does.
+    """
+
+    def __init__(self, path: PathLike, alphabet: str) -> None:
+        self.path = path
+        self.block = _READ_BLOCK  # read at call time, so that tests can shrink it
+        self.illegal = _check_alphabet(alphabet)
+        self.legal = _LEGAL_BYTES[alphabet]
+        self.illegal_bytes = _ILLEGAL_BYTES[alphabet]
+        self.seen: dict[str, int] = {}
+        self.name: str | None = None
+        self.header_line = 0
+        self.n_bases = 0  # of the current record
+        self.lineno = 1  # line of the first unconsumed byte
+        self.col = 0  # characters of that line consumed already (lines can arrive in pieces)
+
+    def events(self) -> Iterator[tuple[str, bytes]]:
+        pending = b""  # unconsumed text: a header (or a line before the first one) or trailing whitespace
+        held_cr = False
+        with _open_binary(self.path) as handle:
+            while True:
+                try:
+                    data = handle.read1(self.block)
+                except _GZIP_ERRORS as exc:
+                    # the last line read in full, as when reading line by line
+                    raise _gzip_error(self.path, self.name, _GzipStreamError(self.lineno - 1, exc)) from exc
+                final = not data
+                if held_cr:
+                    data = b"\r" + data
+                held_cr = not final and data.endswith(b"\r")  # may be the first half of a CRLF
+                if held_cr:
+                    data = data[:-1]
+                data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+                pending = yield from self._consume(pending + data if pending else data, final)
+                if final:
+                    break
+        if self.name is None:
+            raise InputFormatError(f"{self.path}: empty file (no FASTA records)")
+        yield from self._end_record()
+
+    def _end_record(self) -> Iterator[tuple[str, bytes]]:
+        if self.name is not None:
+            if not self.n_bases:
+                raise _format_error(
+                    self.path, self.header_line, self.name, "empty record (no sequence lines after the header)"
+                )
+            yield self.name, b""
+
+    def _consume(self, text: bytes, final: bool) -> Generator[tuple[str, bytes], None, bytes]:
+        """Parse ``text`` (starting at line ``lineno``, column ``col``); returns the unconsumed rest."""
+        pos, end = 0, len(text)
+        while pos < end:
+            if self.col == 0 and (text[pos] == ord(">") or self.name is None):
+                newline = text.find(b"\n", pos)
+                if newline < 0:
+                    if not final:
+                        return text[pos:]
+                    newline = end
+                line = text[pos:newline].decode("utf-8", "replace").rstrip()
+                if line.startswith(">"):
+                    yield from self._end_record()
+                    self.name = _header_name(line, self.path, self.lineno)
+                    _register_name(self.name, self.seen, self.path, self.lineno)
+                    self.header_line, self.n_bases = self.lineno, 0
+                elif line:
+                    raise _format_error(
+                        self.path, self.lineno, None, f"text before the first '>' header: {_excerpt(line)}"
+                    )
+                pos = newline + 1
+                self.lineno += 1
+                continue
+            stop = text.find(b"\n>", pos)  # sequence lines run up to the next header line
+            stop = end if stop < 0 else stop + 1
+            rest = yield from self._sequence(text[pos:stop] if pos or stop < end else text, stop < end or final)
+            if rest:
+                return rest
+            pos = stop
+        return b""
+
+    def _sequence(self, run: bytes, complete: bool) -> Generator[tuple[str, bytes], None, bytes]:
+        """Sequence text of the current record; ``complete``: its last line ends here (else more may follow)."""
+        assert self.name is not None
+        if not run.translate(None, self.legal):
+            bases = run.translate(_UPPER, b"\n")
+            n_newlines = len(run) - len(bases)
+            if n_newlines:
+                self.lineno += n_newlines
+                self.col = len(run) - 1 - run.rfind(b"\n")
+            else:
+                self.col += len(run)
+            if bases:
+                self.n_bases += len(bases)
+                yield self.name, bases
+            return b""
+        lines = run.split(b"\n")
+        for index, piece in enumerate(lines):
+            if index == len(lines) - 1 and not complete:
+                return (yield from self._partial_line(piece))
+            line = piece.decode("utf-8", "replace").rstrip()
+            if line:
+                bases = _validated_bases(line, self.illegal, self.path, self.lineno, self.name, self.col)
+                self.n_bases += len(bases)
+                yield self.name, bases.encode("ascii")
+            if index < len(lines) - 1:
+                self.lineno += 1
+                self.col = 0
+        return b""
+
+    def _partial_line(self, piece: bytes) -> Generator[tuple[str, bytes], None, bytes]:
+        """The start of a line whose end is in a later block: emit its clean prefix, keep back what may turn
+        out to be trailing whitespace, and raise now if an illegal character is followed by anything else."""
+        assert self.name is not None
+        bad = self.illegal_bytes.search(piece)
+        cut = len(piece) if bad is None else bad.start()
+        if bad is not None:
+            # final=False keeps back a multi-byte character cut by the block boundary
+            tail = codecs.getincrementaldecoder("utf-8")("replace").decode(piece[cut:])
+            if tail and not tail.isspace():
+                raise _format_error(
+                    self.path,
+                    self.lineno,
+                    self.name,
+                    f"illegal sequence character {tail[0]!r} at column {self.col + cut + 1}",
+                )
+        if cut:
+            self.n_bases += cut
+            self.col += cut
+            yield self.name, piece[:cut].translate(_UPPER)
+        return piece[cut:]
 
 
 def read_fastq(path: PathLike, *, alphabet: Alphabet = "iupac") -> Iterator[SeqRecord]:
