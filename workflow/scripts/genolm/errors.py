@@ -21,3 +21,19 @@ class CheckpointError(GenolmError):
 
 class TrainingDivergedError(GenolmError):
     """The loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+class DownloadError(GenolmError):
+    """A download that failed: the message names what was being fetched, from where, and why."""
+
+
+class NotFoundError(DownloadError):
+    """The source does not have it: HTTP 404/410, an unknown accession, a missing mirror file. Never retried."""
+
+
+class ChecksumError(DownloadError):
+    """Downloaded content that does not match its expected checksum (after fresh retries)."""
+
+
+class NetworkError(DownloadError):
+    """The source could not be reached (refused, DNS, timeouts, dropped connections) after every retry."""
