@@ -1,8 +1,29 @@
 """Config validation, names and path helpers shared by every rule file. Logic lives in the genolm package."""
 
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
 from snakemake.utils import validate
 
 validate(config, schema="../schemas/config.schema.yaml")
+
+# The genolm package sits next to the rule scripts; make it importable here without installing it.
+sys.path.insert(0, str(Path(workflow.basedir) / "workflow" / "scripts"))
+
+from genolm.download import read_sheet
+from genolm.sources.catalog import SOURCE_KINDS, source_files
+
+
+def shipped_path(path):
+    """A config path as given when it exists from the working directory, else inside the workflow (shipped files)."""
+    if not path or Path(path).is_absolute() or Path(path).exists():
+        return path
+    return str(Path(workflow.basedir) / path)
+
+
+DATASETS_SHEET = shipped_path(config["datasets_sheet"])
+DATASETS = {(entry.dataset, entry.file): entry for entry in read_sheet(DATASETS_SHEET)}
 
 SPLITS = ["train", "valid", "test"]
 TASKS = list(config["tasks"])
@@ -12,7 +33,10 @@ GENOMES = list(config["genomes"])
 DEMO_TASKS = [
     name for name, task in config["tasks"].items() if task["source"] == "demo"
 ]
+SOURCE_TASKS = [name for name in TASKS if name not in DEMO_TASKS]
 SCAN_MODELS = config["scan"]["models"] or MODELS
+SCAN_TASKS = config["scan"]["tasks"] or TASKS
+READS = config["reads"]
 ENV_DATA = "../../envs/data.yaml"
 ENV_TORCH = "../../envs/torch.yaml"
 ENV_REPORT = "../../envs/report.yaml"
@@ -35,7 +59,14 @@ def _check_names():
                 raise ValueError(
                     f"config: models.{model}.task_params names unknown task '{task}'"
                 )
-    for key, known in (("genomes", GENOMES), ("models", MODELS)):
+    for name in SOURCE_TASKS:
+        task = config["tasks"][name]
+        if SOURCE_KINDS[task["source"]] != task["kind"]:
+            raise ValueError(
+                f"config: tasks.{name}.kind is '{task['kind']}' but source '{task['source']}' "
+                f"builds {SOURCE_KINDS[task['source']]} data"
+            )
+    for key, known in (("genomes", GENOMES), ("models", MODELS), ("tasks", TASKS)):
         for name in config["scan"][key]:
             if name not in known:
                 raise ValueError(
@@ -48,6 +79,10 @@ _check_names()
 
 wildcard_constraints:
     task="|".join(TASKS),
+    dataset="|".join(sorted({dataset for dataset, _ in DATASETS})),
+    file=r"[^/]+",
+    accession=r"[A-Za-z0-9_]+(\.\d+)?",
+    run=r"[SED]RR\d+",
     model="|".join(MODELS),
     genome="|".join(GENOMES),
     seed=r"\d+",
@@ -96,13 +131,13 @@ def lm_corpus(wildcards):
 
 
 def genome_path(genome):
-    """The FASTA of a named genome: the generated demo, or the user's file."""
+    """The FASTA of a named genome: the generated demo, the user's file, or the assembled NCBI replicons."""
     settings = config["genomes"][genome]
-    return (
-        "results/data/demo/genome.fa"
-        if settings["source"] == "demo"
-        else settings["fasta"]
-    )
+    if settings["source"] == "demo":
+        return "results/data/demo/genome.fa"
+    if settings["source"] == "ncbi":
+        return f"results/data/genomes/{genome}/genome.fa"
+    return settings["fasta"]
 
 
 def genome_fasta(wildcards):
@@ -112,11 +147,76 @@ def genome_fasta(wildcards):
 def genome_truth(genome):
     """Known elements (GFF3) of a genome, or None when it has no annotation."""
     settings = config["genomes"][genome]
-    return (
-        "results/data/demo/truth.gff3"
-        if settings["source"] == "demo"
-        else settings.get("gff")
-    )
+    if settings["source"] == "demo":
+        return "results/data/demo/truth.gff3"
+    if settings["source"] == "ncbi":
+        return f"results/data/genomes/{genome}/truth.gff3"
+    return settings.get("gff")
+
+
+def dataset_file(dataset, file):
+    """Where a row of the dataset sheet is downloaded to (its canonical mirror path under resources/downloads)."""
+    if (dataset, file) not in DATASETS:
+        raise ValueError(
+            f"{DATASETS_SHEET}: no row for dataset '{dataset}' file '{file}'"
+        )
+    return f"resources/downloads/datasets/{dataset}/{file}"
+
+
+def dataset_entry(dataset, file):
+    dataset_file(dataset, file)
+    return asdict(DATASETS[(dataset, file)])
+
+
+def download_settings(wildcards):
+    """Mirror and network settings shared by every download rule."""
+    return {
+        "mirror": config["mirror"],
+        "mirror_layout": shipped_path(config["mirror_layout"]),
+        **config["download"],
+    }
+
+
+def run_settings(run):
+    """The `reads` entry that asks for a run accession."""
+    for settings in READS.values():
+        if settings["accession"] == run:
+            return settings
+    raise ValueError(f"config: run {run} is not listed under `reads`")
+
+
+def reads_files(name):
+    """FASTQ.gz downloads of a named read set."""
+    settings = READS[name]
+    run = settings["accession"]
+    if settings["layout"] == "single":
+        return [f"resources/downloads/sra/{run}/{run}.fastq.gz"]
+    return [f"resources/downloads/sra/{run}/{run}_{mate}.fastq.gz" for mate in (1, 2)]
+
+
+def genome_replicons(wildcards):
+    """Downloaded FASTA and GenBank of each replicon of an NCBI genome, in config order."""
+    accessions = config["genomes"][wildcards.genome]["accessions"]
+    return {
+        "fasta": [f"resources/downloads/genomes/{acc}.fasta" for acc in accessions],
+        "genbank": [f"resources/downloads/genomes/{acc}.gb" for acc in accessions],
+    }
+
+
+def genome_promoter_truth(wildcards):
+    """RegulonDB promoters when the genome asks for them (E. coli K-12), else nothing."""
+    if config["genomes"][wildcards.genome]["known_promoters"] == "regulondb":
+        return {"promoters": dataset_file("regulondb_promoters", "PromoterSet.txt")}
+    return {}
+
+
+def task_source_files(wildcards):
+    """Downloaded dataset files a real task's builder reads, by input name."""
+    source = config["tasks"][wildcards.task]["source"]
+    return {
+        name: dataset_file(dataset, file)
+        for name, (dataset, file) in source_files(source).items()
+    }
 
 
 def scan_model_files(wildcards):
@@ -133,7 +233,7 @@ def scan_prefixes():
     return [
         f"results/scan/{genome}/{task}/{model}"
         for genome in config["scan"]["genomes"]
-        for task in TASKS
+        for task in SCAN_TASKS
         for model in SCAN_MODELS
     ]
 
@@ -152,6 +252,7 @@ def final_outputs():
         "results/tables/metrics.tsv",
         *[f"{prefix}/calls.bed.gz" for prefix in scan_prefixes()],
         *scan_evaluations(),
+        *[path for name in READS for path in reads_files(name)],
     ]
 
 
@@ -196,9 +297,8 @@ def report_scans():
 def report_data_files():
     """The data every result derives from, checksummed in the report: genomes and labelled task tables."""
     files = [genome_path(genome) for genome in GENOMES]
-    files += [
-        f"results/data/{task}/{split}.tsv" for task in DEMO_TASKS for split in SPLITS
-    ]
+    files += [f"results/data/{task}/{split}.tsv" for task in TASKS for split in SPLITS]
+    files += [path for name in READS for path in reads_files(name)]
     return files
 
 
@@ -219,7 +319,7 @@ def report_timings():
     timings += [
         f"benchmarks/scan_genome/{genome}_{task}_{model}.tsv"
         for genome in config["scan"]["genomes"]
-        for task in TASKS
+        for task in SCAN_TASKS
         for model in SCAN_MODELS
     ]
     return timings

@@ -18,3 +18,45 @@ rule make_demo:
         tasks={name: config["tasks"][name]["kind"] for name in DEMO_TASKS},
     script:
         "../scripts/make_demo.py"
+
+
+rule build_task_dataset:
+    input:
+        unpack(task_source_files),
+    output:
+        tables=expand("results/data/{{task}}/{split}.tsv", split=SPLITS),
+        splits="results/data/{task}/splits.tsv",
+        summary=report(
+            "results/data/{task}/summary.tsv",
+            caption="../report/dataset_summary.rst",
+            category="Data",
+            labels={"task": "{task}"},
+        ),
+    log:
+        "logs/build_task_dataset/{task}.log",
+    wildcard_constraints:
+        task="|".join(SOURCE_TASKS) or "no-source-task",
+    conda:
+        ENV_DATA
+    params:
+        source=lambda wildcards: config["tasks"][wildcards.task]["source"],
+        builder=lambda wildcards: config["tasks"][wildcards.task]["params"],
+        split=lambda wildcards: config["tasks"][wildcards.task]["split"],
+        seed=config["seed"],
+    script:
+        "../scripts/build_task_dataset.py"
+
+
+rule assemble_genome:
+    input:
+        unpack(genome_replicons),
+        unpack(genome_promoter_truth),
+    output:
+        fasta="results/data/genomes/{genome}/genome.fa",
+        truth="results/data/genomes/{genome}/truth.gff3",
+    log:
+        "logs/assemble_genome/{genome}.log",
+    conda:
+        ENV_DATA
+    script:
+        "../scripts/assemble_genome.py"

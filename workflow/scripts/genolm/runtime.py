@@ -42,6 +42,10 @@ def user_errors() -> Iterator[None]:
         logging.getLogger("genolm").error("%s", error)
         print(f"genolm: error: {error}", file=sys.stderr)
         raise SystemExit(1) from error
+    except Exception:
+        # A bug, not a user error: keep the traceback, and put it in the rule's log too.
+        logging.getLogger("genolm").exception("unexpected error")
+        raise
 
 
 def run_step(step: Callable[..., T], log_path: str | Path | None, threads: int | None = None, **kwargs) -> T:

@@ -542,8 +542,10 @@ def _lm_epoch(
     ce_sum = torch.zeros((), dtype=torch.float64, device=device)
     correct = torch.zeros((), dtype=torch.int64, device=device)
     n_total = int(layout.n_pred.sum())
+    n_steps = layout.starts.shape[0]
+    progress = _Progress(f"LM epoch {epoch}", n_steps) if training else None
     with torch.set_grad_enabled(training):
-        for step in range(layout.starts.shape[0]):
+        for step in range(n_steps):
             inputs, targets, keep = _lm_batch(flat, layout, step, bptt, device)
             # Zero the state of rows whose piece starts a new contig; detach to truncate backpropagation.
             state = [(h.detach() * keep, c.detach() * keep) for h, c in state]
@@ -562,7 +564,26 @@ def _lm_epoch(
                 optimizer.step()
                 if scheduler is not None:
                     scheduler.step()
+                progress.update(step + 1, float(loss.detach()))
     return float(ce_sum) / max(n_total, 1), float(correct) / max(n_total, 1), n_total
+
+
+class _Progress:
+    """A progress line in the rule's log every `every_s` seconds: long epochs on a CPU must show they are alive."""
+
+    def __init__(self, label: str, total: int, every_s: float = 30.0) -> None:
+        self.label, self.total, self.every_s = label, total, every_s
+        self.started = self.last = time.perf_counter()
+
+    def update(self, done: int, loss: float) -> None:
+        now = time.perf_counter()
+        if now - self.last < self.every_s and done < self.total:
+            return
+        self.last = now
+        rate = done / max(now - self.started, 1e-9)
+        eta = (self.total - done) / max(rate, 1e-9)
+        log.info("%s: step %d/%d (%.0f%%), loss %.4f, %.1f steps/s, about %.0f s left",
+                 self.label, done, self.total, 100 * done / self.total, loss, rate, eta)  # fmt: skip
 
 
 def pretrain_language_model(

@@ -1,0 +1,103 @@
+"""The real-data config (config/benchmarks.yaml) against the offline mirror ../shared/data, no network.
+
+The whole benchmark takes minutes (README, Benchmarks); here the download and dataset stages run for real, which
+is where the mirror, the checksums and the leakage-aware splits meet the workflow.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from test_workflow import PROFILE, REPO, snakemake
+
+from genolm.download import read_sheet
+from genolm.seqio import read_fasta, read_fastq
+
+BENCHMARKS = REPO / "config" / "benchmarks.yaml"
+pytestmark = [pytest.mark.e2e, pytest.mark.shared_data]
+
+
+@pytest.fixture(scope="module")
+def data_run(shared_data, tmp_path_factory) -> Path:
+    workdir = tmp_path_factory.mktemp("benchmarks")
+    result = snakemake(
+        "--workflow-profile",
+        str(PROFILE),
+        "--configfile",
+        str(BENCHMARKS),
+        "--config",
+        f"mirror={shared_data}",
+        "--directory",
+        str(workdir),
+        "--cores",
+        "2",
+        "--until",
+        "build_task_dataset",
+        "assemble_genome",
+        "download_reads_paired",
+    )
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    return workdir
+
+
+def _content_sha256(path: Path) -> str:
+    opener = gzip.open if path.read_bytes()[:2] == b"\x1f\x8b" else open
+    with opener(path, "rb") as handle:
+        return hashlib.sha256(handle.read()).hexdigest()
+
+
+def test_every_downloaded_sheet_file_matches_its_pinned_checksum(data_run):
+    downloads = data_run / "resources" / "downloads" / "datasets"
+    checked = 0
+    for entry in read_sheet(REPO / "config" / "datasets.tsv"):
+        path = downloads / entry.dataset / entry.file
+        if not path.exists():
+            continue  # rows the benchmark config does not use
+        assert not path.with_name(path.name + ".part").exists()
+        if entry.sha256:
+            assert _content_sha256(path) == entry.sha256, path
+            checked += 1
+    assert checked >= 10
+
+
+def test_genomes_come_from_the_mirror_by_accession(data_run):
+    mg1655 = list(read_fasta(data_run / "results" / "data" / "genomes" / "mg1655" / "genome.fa"))
+    assert [(r.name, len(r.sequence)) for r in mg1655] == [("NC_000913.3", 4_641_652)]
+    plasmids = [r.name for r in read_fasta(data_run / "results" / "data" / "genomes" / "plasmids" / "genome.fa")]
+    assert plasmids == ["NC_018659.1", "NC_010488.1", "NC_017645.1", "NC_009838.1"]
+    truth = (data_run / "results" / "data" / "genomes" / "mg1655" / "truth.gff3").read_text()
+    assert truth.count("\tinsertion_sequence\t") == 50  # the RefSeq mobile_element IS annotations
+    assert truth.count("\tpromoter\t") > 1500  # RegulonDB sigma70 TSSs
+
+
+def test_reads_are_subsampled_in_pairs(data_run):
+    folder = data_run / "resources" / "downloads" / "sra" / "SRR532173"
+    first = [r.name for r in read_fastq(folder / "SRR532173_1.fastq.gz")]
+    second = [r.name for r in read_fastq(folder / "SRR532173_2.fastq.gz")]
+    assert len(first) == len(second) == 400
+    assert [name.removesuffix("/1") for name in first] == [name.removesuffix("/2") for name in second]
+
+
+@pytest.mark.parametrize("task", ["ecoli", "bsubtilis", "is"])
+def test_real_tasks_are_split_without_near_duplicates_across_splits(data_run, task):
+    folder = data_run / "results" / "data" / task
+    tables = {split: pd.read_csv(folder / f"{split}.tsv", sep="\t") for split in ("train", "valid", "test")}
+    assert all(set(table["label"]) == {0, 1} for table in tables.values())
+    ids = pd.concat(tables.values())["id"]
+    assert ids.is_unique
+    train_sequences = set(tables["train"]["sequence"])
+    assert not train_sequences & set(tables["test"]["sequence"])
+    summary = pd.read_csv(folder / "summary.tsv", sep="\t")
+    assert (summary["test_with_train_near_duplicate"] == 0).all()
+    assert (summary["valid_with_train_near_duplicate"] == 0).all()
+    assert (folder / "splits.tsv").read_text().startswith("# {")
+
+
+def test_cnnprom_ecoli_keeps_its_published_counts(data_run):
+    folder = data_run / "results" / "data" / "ecoli"
+    table = pd.concat(pd.read_csv(folder / f"{split}.tsv", sep="\t") for split in ("train", "valid", "test"))
+    assert table["label"].value_counts().to_dict() == {0: 3000, 1: 839}
