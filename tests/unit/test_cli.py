@@ -33,6 +33,24 @@ def test_tokenize_a_fasta_into_a_corpus(tmp_path, capsys):
     assert tokenizer.decode(streams[2]) == ["GG", "CC", "<unk>", "AA", "TT"]
 
 
+@pytest.mark.parametrize("policy", ["skip", "error"])
+def test_tokenize_unknown_base_policy(tmp_path, capsys, policy):
+    fasta = tmp_path / "g.fa"
+    fasta.write_text(">a\nACGTNACGT\n")
+    argv = ["tokenize", str(fasta), "-k", "2", "--unknown", policy, "-o", str(tmp_path / "g.npz")]
+    if policy == "error":
+        with pytest.raises(SystemExit) as done:
+            main(argv)
+        assert done.value.code == 1
+        assert "record 'a'" in capsys.readouterr().err
+        assert not (tmp_path / "g.npz").exists()
+        return
+    assert main(argv) == 0
+    streams, tokenizer = load_corpus(tmp_path / "g.npz")
+    assert tokenizer.unknown == "skip"
+    assert tokenizer.decode(streams[0]) == ["AC", "CG", "GT", "AC", "CG", "GT"]
+
+
 def test_bad_fasta_fails_with_a_clear_message_and_no_output(tmp_path, capsys):
     fasta = tmp_path / "dup.fa"
     fasta.write_text(">x\nACGT\n>x\nACGT\n")

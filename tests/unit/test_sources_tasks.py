@@ -123,3 +123,43 @@ def test_assemble_genome_writes_is_and_promoter_truth(shared_data, tmp_path):
     assert len(promoters) > 1500
     assert all("tss" in attributes for attributes in promoters["attributes"])
     assert [record.name for record in read_replicons([tmp_path / "genome.fa"])] == ["NC_000913.3", "NC_018659.1"]
+
+
+def _task_table(path, sequences):
+    rows = [
+        {"id": f"s{i}", "label": i % 2, "split": "train", "contig": "", "start": -1, "end": -1, "strand": "+",
+         "sequence": seq}
+        for i, seq in enumerate(sequences)
+    ]  # fmt: skip
+    pd.DataFrame(rows).to_csv(path, sep="\t", index=False)
+    return path
+
+
+def test_overlap_table_finds_shared_and_reverse_complemented_sequences(tmp_path):
+    import numpy as np
+
+    from genolm.seqio import reverse_complement
+    from genolm.sources.overlap import write_overlap_table
+
+    rng = np.random.default_rng(0)
+    pool = ["".join(rng.choice(list("ACGT"), 200)) for _ in range(6)]
+    a = _task_table(tmp_path / "a.tsv", pool[:4])
+    b = _task_table(tmp_path / "b.tsv", [pool[0], reverse_complement(pool[1]), pool[4], pool[5]])
+    write_overlap_table({"a": [a], "b": [b]}, tmp_path / "overlap.tsv")
+    table = pd.read_csv(tmp_path / "overlap.tsv", sep="\t").set_index(["task_a", "task_b"])
+    assert table.loc[("a", "b"), ["n_a", "n_b", "exact", "near"]].tolist() == [4, 4, 2, 2]
+    assert table.loc[("b", "a"), "exact"] == 2
+
+
+@pytest.mark.shared_data
+def test_cnnprom_and_ipromoter_positives_overlap_is_detected(shared_data, tmp_path):
+    from genolm.sources.splits import dataset_overlap
+
+    cnnprom = build_source_table("cnnprom_ecoli", _cnnprom_inputs(shared_data), {}, seed=1)
+    folder = shared_data / "ipromoter2l_ecoli"
+    inputs = {"positives": str(folder / "positive2860.txt"), "negatives": str(folder / "negative2860.txt")}
+    ipromoter = build_source_table("ipromoter2l_ecoli", inputs, {}, seed=1)
+    counts = dataset_overlap(
+        cnnprom.loc[cnnprom["label"] == 1, "sequence"].tolist(), ipromoter["sequence"].tolist(), 0.5
+    )
+    assert counts["exact"] >= 794

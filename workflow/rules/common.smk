@@ -294,6 +294,12 @@ def report_scans():
     return scans
 
 
+def dataset_summaries():
+    """Summary tables of the labelled data: the demo's, then one per real task."""
+    demo = ["results/data/demo/summary.tsv"] if DEMO_TASKS else []
+    return demo + [f"results/data/{task}/summary.tsv" for task in SOURCE_TASKS]
+
+
 def report_data_files():
     """The data every result derives from, checksummed in the report: genomes and labelled task tables."""
     files = [genome_path(genome) for genome in GENOMES]

@@ -60,3 +60,22 @@ rule assemble_genome:
         ENV_DATA
     script:
         "../scripts/assemble_genome.py"
+
+
+rule dataset_overlap:
+    input:
+        tables=expand("results/data/{task}/{split}.tsv", task=TASKS, split=SPLITS),
+    output:
+        table=report(
+            "results/tables/dataset_overlap.tsv",
+            caption="../report/dataset_overlap.rst",
+            category="Data",
+        ),
+    log:
+        "logs/dataset_overlap/all.log",
+    conda:
+        ENV_DATA
+    params:
+        tasks=TASKS,
+    script:
+        "../scripts/dataset_overlap.py"

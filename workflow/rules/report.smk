@@ -2,7 +2,8 @@ rule build_report:
     input:
         metrics="results/tables/metrics.tsv",
         summary="results/tables/summary.tsv",
-        datasets="results/data/demo/summary.tsv" if DEMO_TASKS else [],
+        datasets=dataset_summaries(),
+        overlap="results/tables/dataset_overlap.tsv",
         predictions=[run["predictions"] for run in report_runs()],
         histories=[run["history"] for run in report_runs()],
         scans=[scan["scores"] for scan in report_scans()],

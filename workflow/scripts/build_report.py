@@ -14,7 +14,8 @@ if __name__ == "__main__":
         scans=list(snakemake.params.scans),
         config=dict(snakemake.params.config),
         region=dict(snakemake.params.region),
-        dataset_summary_path=snakemake.input.datasets or None,
+        dataset_summary_paths=list(snakemake.input.datasets),
+        overlap_path=snakemake.input.overlap,
         timing_paths=list(snakemake.input.timings),
         data_files=list(snakemake.input.data),
     )

@@ -56,10 +56,10 @@ def _tokenize(args: argparse.Namespace) -> None:
 
     source = Path(args.input)
     if _is_fasta(source):
-        tokenize_genome(source, args.output, args.k, args.stride)
+        tokenize_genome(source, args.output, args.k, args.stride, unknown=args.unknown)
         print(f"{source}: per-contig, per-strand token streams written to {args.output}")
         return
-    tokenizer = KmerTokenizer(k=args.k, stride=args.stride)
+    tokenizer = KmerTokenizer(k=args.k, stride=args.stride, unknown=args.unknown)
     token_set = tokenize_table(read_task_table(source), tokenizer, args.augment_reverse_complement)
     save_token_set(token_set, args.output, tokenizer)
     print(f"{source}: {len(token_set)} sequences tokenized (k={args.k}, stride={args.stride}) into {args.output}")
@@ -172,6 +172,12 @@ def build_parser() -> argparse.ArgumentParser:
     tokenize.add_argument("-o", "--output", required=True, help="output .npz (tokens with their vocabulary)")
     tokenize.add_argument("-k", type=int, default=3, help="k-mer length, 1-8")
     tokenize.add_argument("--stride", type=int, default=1)
+    tokenize.add_argument(
+        "--unknown",
+        choices=["unk", "skip", "error"],
+        default="unk",
+        help="k-mers touching N/IUPAC codes: the <unk> token (default), dropped, or an error naming the record",
+    )
     tokenize.add_argument(
         "--augment-reverse-complement", action="store_true", help="task tables: add reverse complements"
     )

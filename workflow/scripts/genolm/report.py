@@ -195,7 +195,8 @@ def build_report(
     scans: Sequence[Mapping[str, Any]],
     config: Mapping[str, Any],
     region: Mapping[str, Any],
-    dataset_summary_path: str | Path | None = None,
+    dataset_summary_paths: Sequence[str | Path] = (),
+    overlap_path: str | Path | None = None,
     timing_paths: Sequence[str | Path] = (),
     data_files: Sequence[str | Path] = (),
 ) -> None:
@@ -217,8 +218,20 @@ def build_report(
             "that does not beat them has learnt nothing useful.</p>",
         )
     )
-    if dataset_summary_path:
-        sections.append(_section("Labelled data", _table_html(_read_tsv(dataset_summary_path))))
+    if dataset_summary_paths:
+        summary = pd.concat([_read_tsv(path) for path in dataset_summary_paths], ignore_index=True)
+        parts = [_table_html(summary)]
+        if "test_with_train_near_duplicate" in summary:
+            parts.append(
+                '<p class="note">Real datasets are split by MinHash similarity clusters (or IS families); the last '
+                "columns count valid/test sequences that still have a near-duplicate in train, from an independent "
+                "all-pairs check (0 = no leakage).</p>"
+            )
+        if overlap_path is not None:
+            overlap = _read_tsv(overlap_path)
+            parts.append("<h3>Overlap between datasets</h3>")
+            parts.append(_table_html(overlap) if len(overlap) else "<p>Only one task: nothing to compare.</p>")
+        sections.append(_section("Labelled data", *parts))
 
     metric_parts = []
     for task in tasks:

@@ -145,27 +145,14 @@ def fetch(
     policy: RetryPolicy = DEFAULT_POLICY,
     headers: Mapping[str, str] | None = None,
     validate: Callable[[Path], None] | None = None,
+    not_found: Collection[int] = (404, 410),
 ) -> FetchResult:
     """Store `source` at `dest` (form by `dest`'s name), verified, atomically. See the module docstring.
 
     `label` names the thing in every message (e.g. "dataset cnnprom_umarov2017/Ecoli_prom.fa"). `validate`
     gets the verified file under a temporary name before the rename; whatever it raises aborts the fetch.
+    HTTP statuses in `not_found` fail at once with NotFoundError (no retries).
     """
-    return _fetch(source, dest, label=label, sha256=sha256, md5=md5, policy=policy, headers=headers, validate=validate)
-
-
-def _fetch(
-    source: str | os.PathLike[str],
-    dest: str | os.PathLike[str],
-    *,
-    label: str,
-    sha256: str | None = None,
-    md5: str | None = None,
-    policy: RetryPolicy = DEFAULT_POLICY,
-    headers: Mapping[str, str] | None = None,
-    validate: Callable[[Path], None] | None = None,
-    not_found: Collection[int] = (404, 410),
-) -> FetchResult:
     source = os.fspath(source)
     dest = Path(dest)
     sha256 = _check_hex(sha256, 64, "sha256", label)
@@ -394,5 +381,5 @@ def fetch_bytes(
     `not_found`: the statuses that mean "no such thing" for this API (raised as NotFoundError, never retried).
     """
     with tempfile.TemporaryDirectory(prefix="genolm-fetch-") as tmp:
-        result = _fetch(url, Path(tmp) / "body", label=label, policy=policy, headers=headers, not_found=not_found)
+        result = fetch(url, Path(tmp) / "body", label=label, policy=policy, headers=headers, not_found=not_found)
         return result.path.read_bytes()
