@@ -111,7 +111,7 @@ def read_isfinder(fasta: str | Path, summary_csv: str | Path | None = None, dedu
     first_name = table.groupby("sequence", sort=False)["name"].transform("first")
     repeated = table["name"] != first_name
     dropped = table[repeated].groupby(first_name[repeated])["name"].agg(",".join)
-    table["duplicates"] = table["name"].map(dropped).fillna("")
+    table["duplicates"] = [dropped.get(name, "") for name in table["name"]]
     if dedupe and repeated.any():
         log.info(
             "%s: dropped %d records identical to an earlier one (%d groups of identical sequences)",
