@@ -476,3 +476,15 @@ def test_reverse_complement_round_trip() -> None:
 def test_reverse_complement_rejects_illegal_characters() -> None:
     with pytest.raises(InputFormatError, match=re.escape("illegal character '-' at position 3")):
         reverse_complement("AC-T")
+
+
+def test_whole_headers_keep_the_line_and_allow_repeats(tmp_path):
+    path = tmp_path / "published.fa"
+    path.write_text(">Escherichia coli K-12 a\nACGT\n>Escherichia coli K-12 a\nggcc\n")
+    records = list(read_fasta(path, whole_headers=True))
+    assert [(r.name, r.sequence) for r in records] == [
+        ("Escherichia coli K-12 a", "ACGT"),
+        ("Escherichia coli K-12 a", "GGCC"),
+    ]
+    with pytest.raises(InputFormatError, match="duplicate record name"):
+        list(read_fasta(path))

@@ -204,10 +204,10 @@ def test_repeated_header_names_get_a_suffix(tmp_path):
 def test_bad_fasta_names_file_and_line(tmp_path):
     negatives = _write(tmp_path / "neg.fa", ">1\nTTTT\n")
     bad = _write(tmp_path / "bad.fa", ">a\nACGT\n>b\nAC-GT\n")
-    with pytest.raises(InputFormatError, match=r"bad\.fa: record 'b' \(line 4\): illegal base '-'"):
+    with pytest.raises(InputFormatError, match=r"bad\.fa: record 'b' \(line 4\): illegal sequence character '-'"):
         read_labelled_fasta(bad, negatives, source="x")
     empty = _write(tmp_path / "empty.fa", ">a\n>b\nACGT\n")
-    with pytest.raises(InputFormatError, match=r"empty\.fa: record 'a' \(line 1\): empty sequence"):
+    with pytest.raises(InputFormatError, match=r"empty\.fa: record 'a' \(line 1\): empty record"):
         read_labelled_fasta(empty, negatives, source="x")
 
 

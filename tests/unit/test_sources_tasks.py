@@ -8,7 +8,7 @@ import pytest
 from genolm.download import read_sheet
 from genolm.errors import ConfigError, InputFormatError
 from genolm.sources.catalog import SOURCE_FILES, SOURCE_KINDS, replicon_pairs, source_files
-from genolm.sources.genomes import assemble_genome, read_replicons
+from genolm.sources.genomes import assemble_genome, read_contigs
 from genolm.sources.splits import read_split_record
 from genolm.sources.tasks import build_source_table, build_task_tables
 
@@ -100,7 +100,7 @@ def test_duplicate_contig_names_across_files_are_an_error(tmp_path):
     (tmp_path / "a.fa").write_text(">chr1\nACGT\n")
     (tmp_path / "b.fa").write_text(">plasmid\nACGT\n>chr1\nGGCC\n")
     with pytest.raises(InputFormatError, match=r"b\.fa: record 'chr1': duplicate contig name.*a\.fa"):
-        read_replicons([tmp_path / "a.fa", tmp_path / "b.fa"])
+        read_contigs([tmp_path / "a.fa", tmp_path / "b.fa"])
 
 
 @pytest.mark.shared_data
@@ -122,7 +122,7 @@ def test_assemble_genome_writes_is_and_promoter_truth(shared_data, tmp_path):
     promoters = truth[truth["type"] == "promoter"]
     assert len(promoters) > 1500
     assert all("tss" in attributes for attributes in promoters["attributes"])
-    assert [record.name for record in read_replicons([tmp_path / "genome.fa"])] == ["NC_000913.3", "NC_018659.1"]
+    assert [record.name for record in read_contigs([tmp_path / "genome.fa"])] == ["NC_000913.3", "NC_018659.1"]
 
 
 def _task_table(path, sequences):

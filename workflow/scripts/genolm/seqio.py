@@ -185,16 +185,18 @@ def _register_name(name: str, seen: dict[str, int], path: PathLike, lineno: int)
     seen[name] = lineno
 
 
-def read_fasta(path: PathLike, *, alphabet: Alphabet = "iupac") -> Iterator[SeqRecord]:
+def read_fasta(path: PathLike, *, alphabet: Alphabet = "iupac", whole_headers: bool = False) -> Iterator[SeqRecord]:
     """Stream validated records from a (optionally gzipped) FASTA file.
 
     Lower-case bases are upper-cased, CRLF and blank lines are accepted. ``alphabet="iupac"`` allows
     ``ACGTURYSWKMBDHVN``; ``"acgtn"`` allows only ``ACGTN``. Gaps ('-') are never allowed.
     A record is yielded as soon as it is complete, before the next one is read.
+    ``whole_headers=True`` names records by their whole header line, repeats allowed: for published files whose
+    first header words are not identifiers (iPromoter-2L, CNNProm B. subtilis); the caller makes ids unique.
     """
     n_records = 0
     pieces: list[str] = []
-    for name, piece in _FastaParser(path, alphabet).events():
+    for name, piece in _FastaParser(path, alphabet, whole_headers).events():
         if piece:
             pieces.append(piece.decode("ascii"))
             continue
@@ -241,8 +243,9 @@ class _FastaParser:
     (CRLF and lone CR count as LF) and bytes that are not UTF-8 read as U+FFFD, as :func:`open_text` does.
     """
 
-    def __init__(self, path: PathLike, alphabet: str) -> None:
+    def __init__(self, path: PathLike, alphabet: str, whole_headers: bool = False) -> None:
         self.path = path
+        self.whole_headers = whole_headers
         self.block = _READ_BLOCK  # read at call time, so that tests can shrink it
         self.illegal = _check_alphabet(alphabet)
         self.legal = _LEGAL_BYTES[alphabet]
@@ -299,8 +302,13 @@ class _FastaParser:
                 line = text[pos:newline].decode("utf-8", "replace").rstrip()
                 if line.startswith(">"):
                     yield from self._end_record()
-                    self.name = _header_name(line, self.path, self.lineno)
-                    _register_name(self.name, self.seen, self.path, self.lineno)
+                    if self.whole_headers:
+                        self.name = line[1:].strip()
+                        if not self.name:
+                            raise _format_error(self.path, self.lineno, None, f"header line {line!r} is empty")
+                    else:
+                        self.name = _header_name(line, self.path, self.lineno)
+                        _register_name(self.name, self.seen, self.path, self.lineno)
                     self.header_line, self.n_bases = self.lineno, 0
                 elif line:
                     raise _format_error(

@@ -26,7 +26,7 @@ IS_ELEMENT_PREFIX = "insertion sequence"
 PROMOTER_HALF_WIDTH = 40  # bp either side of the TSS in the truth feature; the point itself is the `tss` attribute
 
 
-def read_replicons(fastas: Sequence[str | Path]) -> list[SeqRecord]:
+def read_contigs(fastas: Sequence[str | Path]) -> list[SeqRecord]:
     """Every record of every FASTA in order; a contig name seen twice (in one file or across files) is an error."""
     records: list[SeqRecord] = []
     seen: dict[str, Path] = {}
@@ -94,7 +94,7 @@ def assemble_genome(
     promoters: str | Path | None = None,
 ) -> None:
     """Write the genome FASTA (replicons in config order) and its truth GFF3 (IS elements, optional TSSs)."""
-    records = read_replicons(fasta)
+    records = read_contigs(fasta)
     lengths = {record.name: len(record.sequence) for record in records}
     lines = is_truth_lines(genbank, fasta, lengths)
     if promoters is not None:

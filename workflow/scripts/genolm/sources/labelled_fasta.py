@@ -15,12 +15,11 @@ from pathlib import Path
 import pandas as pd
 
 from genolm.errors import InputFormatError
-from genolm.seqio import open_text
+from genolm.seqio import read_fasta
 from genolm.sources.windows import SOURCE_COLUMNS, drop_duplicate_sequences, log_counts, safe_name
 
 log = logging.getLogger(__name__)
 
-_ILLEGAL = re.compile(r"[^ACGTRYSWKMBDHVNacgtryswkmbdhvn]")
 _NON_ACGT = re.compile(r"[^ACGT]")
 CLASS_NAMES = {1: "pos", 0: "neg"}
 
@@ -31,36 +30,12 @@ def _header_name(header: str) -> str:
 
 
 def _records(path: Path) -> Iterator[tuple[str, str]]:
-    """(header name, upper-case sequence) of every record; lines may be wrapped, CRLF or lower case."""
-    name, line_number, chunks = None, 0, []
-    with open_text(path) as handle:
-        for number, line in enumerate(handle, start=1):
-            line = line.strip()
-            if not line:
-                continue
-            if line.startswith(">"):
-                if name is not None:
-                    yield name, _joined(chunks, path, name, line_number)
-                name, line_number, chunks = _header_name(line[1:]), number, []
-                if not name:
-                    raise InputFormatError(f"{path}: line {number}: header {line!r} has no name")
-            elif name is None:
-                raise InputFormatError(f"{path}: line {number}: sequence before the first '>' header")
-            else:
-                bad = _ILLEGAL.search(line)
-                if bad is not None:
-                    where = f"{path}: record '{name}' (line {number})"
-                    raise InputFormatError(f"{where}: illegal base {bad.group()!r} at column {bad.start() + 1}")
-                chunks.append(line.upper())
-    if name is None:
-        raise InputFormatError(f"{path}: no FASTA records")
-    yield name, _joined(chunks, path, name, line_number)
-
-
-def _joined(chunks: list[str], path: Path, name: str, line_number: int) -> str:
-    if not chunks:
-        raise InputFormatError(f"{path}: record '{name}' (line {line_number}): empty sequence")
-    return "".join(chunks)
+    """(header name, upper-case sequence) of every record, validated by genolm.seqio."""
+    for record in read_fasta(path, whole_headers=True):
+        name = _header_name(record.name)
+        if not name:
+            raise InputFormatError(f"{path}: record '{record.name}': header has no usable name")
+        yield name, record.sequence
 
 
 def _read_class(path: Path, label: int, source: str) -> list[dict]:
