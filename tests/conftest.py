@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -29,3 +30,13 @@ def shared_data() -> Path:
 @pytest.fixture(scope="session")
 def repo() -> Path:
     return REPO
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """Tests use tiny models: with two threads per process, OpenMP spin-waiting on a busy 2-core runner made
+    single steps up to 30x slower. Code under test that sets its own thread count still may."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -100,8 +100,13 @@ def test_every_stage_leaves_its_outputs(tiny_run):
         "tokens/is/k4_s2/vocab.json",
         "tokens/corpus/demo/k4_s2.npz",
         "pretrain/ulmfit/seed1/lm.safetensors",
+        "finetune/promoter/ulmfit/seed1/lm.safetensors",
+        "finetune/is/ulmfit/seed1/history.tsv",
         "train/promoter/ulmfit/seed1/model.safetensors",
         "train/is/cnn/seed1/model.json",
+        "pretrain/transformer/seed1/lm.safetensors",
+        "train/promoter/transformer/seed1/model.safetensors",
+        "train/is/kmermlp/seed1/model.safetensors",
         "train/is/cnn/seed1/history.tsv",
         "train/is/cnn/seed1/config.yaml",
         "evaluate/promoter/cnn/seed1/predictions.tsv",
@@ -132,7 +137,8 @@ def test_models_beat_the_trivial_baselines(tiny_run):
         assert mcc[(task, "cnn")] > baseline + 0.2, (task, mcc[task].to_dict())
         # The tiny ULMFiT is trained for the plumbing only (a 150 kb synthetic genome teaches its language model
         # almost nothing); its row must exist with real numbers, but it is not expected to win here.
-        assert -1.0 <= mcc[(task, "ulmfit")] <= 1.0
+        for model in ("ulmfit", "transformer", "kmermlp"):
+            assert -1.0 <= mcc[(task, model)] <= 1.0
 
 
 @pytest.mark.e2e

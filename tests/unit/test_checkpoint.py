@@ -45,21 +45,23 @@ def trained_like(model: torch.nn.Module) -> torch.nn.Module:
     return model.eval()
 
 
+BASELINE_PARAMS = {
+    "kmer_mlp": {"hidden": [16, 8]},
+    "transformer": {"d_model": 16, "n_heads": 2, "layers": 1, "ff_dim": 32, "max_tokens": 16},
+}
+
+
 def save(tmp_path: Path, arch: str = "cnn") -> tuple[torch.nn.Module, Path]:
     torch.manual_seed(0)
-    if arch == "cnn":
-        model = build_classifier("cnn", CNN_PARAMS, VOCAB, 21)
-        params = CNN_PARAMS
-    else:
-        model = build_classifier("awd_lstm", AWD_PARAMS, VOCAB, 81)
-        params = AWD_PARAMS
+    params = {"cnn": CNN_PARAMS, "awd_lstm": AWD_PARAMS, **BASELINE_PARAMS}[arch]
+    model = build_classifier(arch, params, VOCAB, 21 if arch == "cnn" else 81)
     model = trained_like(model)
     path = tmp_path / "model.safetensors"
     save_checkpoint(model, path, {"arch": arch, "params": params, "vocab": VOCAB_DICT, "task": "promoter"})
     return model, path
 
 
-@pytest.mark.parametrize("arch", ["cnn", "awd_lstm"])
+@pytest.mark.parametrize("arch", ["cnn", "awd_lstm", "kmer_mlp", "transformer"])
 def test_round_trip_gives_identical_predictions(tmp_path: Path, arch: str) -> None:
     model, path = save(tmp_path, arch)
     loaded, meta = load_checkpoint(path)
@@ -141,7 +143,7 @@ def test_tampered_sidecar_params(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
-        ({"arch": "transformer"}, "unknown arch 'transformer'"),
+        ({"arch": "gpt"}, "unknown arch 'gpt'"),
         ({"params": {"kernel": 3}}, "unknown parameter 'kernel'"),
         ({"format_version": 99}, "format_version 99"),
         ({"vocab_size": VOCAB + 1}, "embedding.weight"),

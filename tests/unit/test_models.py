@@ -368,7 +368,7 @@ def test_load_encoder_state_from_language_model() -> None:
 
 
 def test_build_classifier_and_errors() -> None:
-    assert set(MODEL_REGISTRY) == {"cnn", "awd_lstm"}
+    assert set(MODEL_REGISTRY) == {"cnn", "awd_lstm", "kmer_mlp", "transformer"}
     cnn = build_classifier("cnn", {"embed_dim": 8, "channels": [8, 8], "head_hidden": 4}, VOCAB, 41)
     assert isinstance(cnn, CNNClassifier) and cnn.receptive_field == 41
     awd = build_classifier("awd_lstm", {"emb_dim": 8, "hidden": 8, "layers": 1, "head_hidden": 7}, VOCAB, 41)

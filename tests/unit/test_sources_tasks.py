@@ -81,6 +81,27 @@ def test_build_task_tables_writes_leak_free_splits_and_their_record(shared_data,
 
 
 @pytest.mark.shared_data
+def test_random_split_reproduces_the_published_protocol_and_audits_its_leaks(shared_data, tmp_path):
+    tables = {split: tmp_path / f"{split}.tsv" for split in ("train", "valid", "test")}
+    summary = build_task_tables(
+        "cnnprom_ecoli",
+        _cnnprom_inputs(shared_data),
+        {},
+        {"method": "random", "fractions": [0.765, 0.085, 0.15], "threshold": 0.5},
+        seed=1,
+        tables=tables,
+        splits=tmp_path / "splits.tsv",
+        summary=tmp_path / "summary.tsv",
+    )
+    test = pd.read_csv(tables["test"], sep="\t")
+    assert len(test) == 576 and int(test["label"].sum()) == 126  # Genomic-ULMFiT's 15 % of each class
+    # at random, alternative promoters of one gene straddle the split: the audit must see it
+    assert int(summary["test_with_train_near_duplicate"].iloc[0]) > 0
+    meta, _ = read_split_record(tmp_path / "splits.tsv")
+    assert meta["method"] == "random"
+
+
+@pytest.mark.shared_data
 def test_family_split_needs_families(shared_data, tmp_path):
     with pytest.raises(ConfigError, match="needs a builder that records IS families"):
         build_task_tables(

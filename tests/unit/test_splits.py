@@ -20,6 +20,7 @@ from genolm.sources.splits import (
     near_duplicates,
     read_split_record,
     similarity_clusters,
+    split_at_random,
     split_by_cluster,
     split_by_group,
     write_split_record,
@@ -119,6 +120,18 @@ def test_split_by_cluster_keeps_clusters_whole_and_classes_balanced():
     assert (split_by_cluster(table, clusters, seed=0) == split).all()  # deterministic
     with pytest.raises(ConfigError, match="fractions"):
         split_by_cluster(table, clusters, fractions=(0.8, 0.3, 0.1))
+
+
+def test_split_at_random_is_stratified_seeded_and_ignores_clusters():
+    table = labelled([0] * 1000, [1] * 200 + [0] * 800)
+    split = split_at_random(table, fractions=(0.765, 0.085, 0.15), seed=3)
+    for label, n in ((1, 200), (0, 800)):
+        counts = split[table["label"] == label].value_counts()
+        assert counts["train"] == pytest.approx(0.765 * n, abs=1) and counts["test"] == pytest.approx(0.15 * n, abs=1)
+    assert (split_at_random(table, fractions=(0.765, 0.085, 0.15), seed=3) == split).all()
+    assert (split_at_random(table, fractions=(0.765, 0.085, 0.15), seed=4) != split).any()
+    # rows are shuffled, not cut in file order
+    assert split.iloc[:200].value_counts()["train"] < 200
 
 
 def test_split_by_group_holds_out_whole_groups():

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import logging
 import math
 
 import numpy as np
@@ -73,6 +74,9 @@ def test_train_config_validation() -> None:
         TrainConfig(lr=-1.0)
     with pytest.raises(ConfigError, match="threads"):
         TrainConfig(threads=0)
+    with pytest.raises(ConfigError, match="explode_factor"):
+        TrainConfig(explode_factor=0.5)
+    assert TrainConfig(explode_factor=None).explode_factor is None
 
 
 def test_select_device() -> None:
@@ -105,18 +109,24 @@ def test_bucketed_batches_cover_every_example_once() -> None:
 # ---------------------------------------------------------------------------------------------- classifiers
 
 
-def test_train_classifier_learns_and_writes_history(tmp_path) -> None:
+def test_train_classifier_learns_and_writes_history(tmp_path, caplog) -> None:
     train, valid = motif_task(192, seed=1), motif_task(64, seed=2)
     rows = []
     history_path = tmp_path / "history.tsv"
     model = small_cnn()
-    result = train_classifier(model, train, valid, fast_config(epochs=4), history_path=history_path,
-                              on_epoch=rows.append)  # fmt: skip
+    with caplog.at_level(logging.INFO, logger="genolm.train"):
+        result = train_classifier(model, train, valid, fast_config(epochs=4), history_path=history_path,
+                                  on_epoch=rows.append)  # fmt: skip
     history = result.history
     assert list(history.columns) == [
         "epoch", "train_loss", "valid_loss", "valid_accuracy", "valid_auroc", "lr", "tokens_per_s", "seconds",
+        "stage", "trainable_groups",
     ]  # fmt: skip
     assert history["epoch"].tolist() == [1, 2, 3, 4] and len(rows) == 4
+    assert history["stage"].tolist() == [1] * 4 and history["trainable_groups"].tolist() == [1] * 4
+    # Progress in the log: each epoch's last step, and a summary line with the time left.
+    assert "epoch 2: step 12/12 (100%), loss " in caplog.text
+    assert "epoch 2/4: train_loss " in caplog.text and "s left for 2 more epochs at most" in caplog.text
     on_disk = pd.read_csv(history_path, sep="\t")
     np.testing.assert_allclose(on_disk["valid_loss"], history["valid_loss"], rtol=1e-5)
     assert history["valid_auroc"].iloc[-1] > 0.9
@@ -158,7 +168,7 @@ def test_nan_loss_raises_training_diverged() -> None:
     model = small_cnn()
     with torch.no_grad():
         model.head[-1].bias.fill_(float("nan"))
-    with pytest.raises(TrainingDivergedError, match="epoch 1, step 1"):
+    with pytest.raises(TrainingDivergedError, match=r"epoch 1, step 1 .*No epoch finished before that"):
         train_classifier(model, motif_task(32, seed=1), motif_task(8, seed=2), fast_config())
 
 

@@ -42,6 +42,9 @@ ENV_TORCH = "../../envs/torch.yaml"
 ENV_REPORT = "../../envs/report.yaml"
 
 
+PRETRAINABLE = ("awd_lstm", "transformer")
+
+
 def _check_names():
     """Names that the schema cannot cross-check: references between config sections."""
     for model, settings in config["models"].items():
@@ -50,9 +53,16 @@ def _check_names():
                 raise ValueError(
                     f"config: models.{model}.pretrain.genomes names unknown genome '{genome}'"
                 )
-        if settings["pretrain"] and settings["arch"] != "awd_lstm":
+        if settings["pretrain"] and settings["arch"] not in PRETRAINABLE:
             raise ValueError(
-                f"config: models.{model}.pretrain is only supported for arch awd_lstm"
+                f"config: models.{model}.pretrain is only supported for arch "
+                f"{' or '.join(PRETRAINABLE)}"
+            )
+        if settings["finetune"] and (
+            settings["arch"] != "awd_lstm" or not settings["pretrain"]
+        ):
+            raise ValueError(
+                f"config: models.{model}.finetune (ULMFiT stage 2) needs arch awd_lstm and a pretrain block"
             )
         for task in settings["task_params"]:
             if task not in config["tasks"]:
@@ -115,9 +125,14 @@ def task_tokens(wildcards):
 
 
 def pretrained_lm(wildcards):
-    """The language model a classifier starts from, or nothing for models trained from scratch."""
-    if config["models"][wildcards.model]["pretrain"] is None:
+    """The language model a classifier starts from: fine-tuned on the task (ULMFiT stage 2) when the model has
+    a `finetune` block, else straight from genome pretraining; nothing for models trained from scratch.
+    """
+    settings = config["models"][wildcards.model]
+    if settings["pretrain"] is None:
         return []
+    if settings["finetune"]:
+        return f"results/finetune/{wildcards.task}/{wildcards.model}/seed{wildcards.seed}/lm.safetensors"
     return f"results/pretrain/{wildcards.model}/seed{wildcards.seed}/lm.safetensors"
 
 
@@ -320,6 +335,13 @@ def report_timings():
         f"benchmarks/pretrain_lm/{model}_seed{seed}.tsv"
         for model in MODELS
         if config["models"][model]["pretrain"]
+        for seed in SEEDS
+    ]
+    timings += [
+        f"benchmarks/finetune_lm/{task}_{model}_seed{seed}.tsv"
+        for task in TASKS
+        for model in MODELS
+        if config["models"][model]["finetune"]
         for seed in SEEDS
     ]
     timings += [

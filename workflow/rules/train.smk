@@ -21,6 +21,30 @@ rule pretrain_lm:
         "../scripts/pretrain_lm.py"
 
 
+rule finetune_lm:
+    input:
+        unpack(task_tokens),
+        lm="results/pretrain/{model}/seed{seed}/lm.safetensors",
+    output:
+        checkpoint="results/finetune/{task}/{model}/seed{seed}/lm.safetensors",
+        meta="results/finetune/{task}/{model}/seed{seed}/lm.json",
+        history="results/finetune/{task}/{model}/seed{seed}/history.tsv",
+    log:
+        "logs/finetune_lm/{task}_{model}_seed{seed}.log",
+    benchmark:
+        "benchmarks/finetune_lm/{task}_{model}_seed{seed}.tsv"
+    conda:
+        ENV_TORCH
+    threads: 2
+    resources:
+        gpu=1,
+    params:
+        model=lambda wildcards: config["models"][wildcards.model],
+        device=config["device"],
+    script:
+        "../scripts/finetune_lm.py"
+
+
 rule train_classifier:
     input:
         unpack(task_tokens),

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import platform
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,13 +25,26 @@ from torch import nn
 import genolm
 from genolm.atomic import atomic_path
 from genolm.errors import CheckpointError, ConfigError
-from genolm.models import MODEL_REGISTRY, AWDLSTMLanguageModel, build_classifier, build_language_model
+from genolm.models import (
+    MODEL_REGISTRY,
+    AWDLSTMLanguageModel,
+    TransformerMaskedLM,
+    build_classifier,
+    build_language_model,
+    build_masked_lm,
+)
 from genolm.provenance import sha256_file
 
 log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
 LANGUAGE_MODEL_ARCH = "awd_lstm_lm"
+MASKED_LM_ARCH = "transformer_mlm"
+# Pretraining models: arch -> (builder from params and vocab_size, model class).
+_PRETRAINING_ARCHS: dict[str, tuple[Callable[[dict[str, Any], int], nn.Module], type[nn.Module]]] = {
+    LANGUAGE_MODEL_ARCH: (build_language_model, AWDLSTMLanguageModel),
+    MASKED_LM_ARCH: (build_masked_lm, TransformerMaskedLM),
+}
 REQUIRED_META = ("arch", "params", "vocab")
 # Keys written by save_checkpoint itself; a meta coming from a loaded checkpoint may carry old values.
 _GENERATED_KEYS = ("format_version", "versions", "weights_file", "weights_sha256", "vocab_size")
@@ -42,17 +56,17 @@ def sidecar_path(path_safetensors: str | Path) -> Path:
 
 def _build_model(meta: dict[str, Any]) -> nn.Module:
     arch = meta["arch"]
-    if arch == LANGUAGE_MODEL_ARCH:
-        return build_language_model(meta["params"], int(meta["vocab_size"]))
+    if arch in _PRETRAINING_ARCHS:
+        return _PRETRAINING_ARCHS[arch][0](meta["params"], int(meta["vocab_size"]))
     # Only the CNN reads window_tokens; other architectures ignore the value.
     return build_classifier(arch, meta["params"], int(meta["vocab_size"]), int(meta.get("window_tokens") or 0))
 
 
 def _expected_type(arch: str, where: str) -> type[nn.Module]:
-    if arch == LANGUAGE_MODEL_ARCH:
-        return AWDLSTMLanguageModel
+    if arch in _PRETRAINING_ARCHS:
+        return _PRETRAINING_ARCHS[arch][1]
     if arch not in MODEL_REGISTRY:
-        known = ", ".join(sorted([*MODEL_REGISTRY, LANGUAGE_MODEL_ARCH]))
+        known = ", ".join(sorted([*MODEL_REGISTRY, *_PRETRAINING_ARCHS]))
         raise CheckpointError(f"{where}: unknown arch '{arch}'; known: {known}")
     return MODEL_REGISTRY[arch]
 

@@ -20,7 +20,12 @@ class CheckpointError(GenolmError):
 
 
 class TrainingDivergedError(GenolmError):
-    """The loss became NaN or infinite; the last good checkpoint is kept."""
+    """The loss became NaN or infinite, or exploded; the message names the last good epoch and where its
+    training state is kept (when training was given a resume path)."""
+
+
+class ResourceError(GenolmError):
+    """A compute resource ran out (GPU memory even at batch size 1): the message says what to change."""
 
 
 class DownloadError(GenolmError):

@@ -345,9 +345,12 @@ def model_scorer(
 
     ``tokenizer`` is an object with ``encode_batch`` (e.g. ``genolm.kmers.KmerTokenizer``) or any callable
     ``list[str] -> (tokens[B, T] int64, lengths[B])``. ``device`` defaults to the model's device. The model is
-    put in eval mode; scores are sigmoid probabilities (float64).
+    put in eval mode; scores are sigmoid probabilities (float64). When the GPU runs out of memory, batches are
+    halved (genolm.oom) and the smaller size is kept for later calls; scores do not change.
     """
     import torch  # lazy: scan/calling code is usable without torch
+
+    from genolm.oom import with_oom_backoff
 
     tokenize = tokenizer.encode_batch if hasattr(tokenizer, "encode_batch") else tokenizer
     if not callable(tokenize):
@@ -357,16 +360,21 @@ def model_scorer(
         device = first.device if first is not None else torch.device("cpu")
     device = torch.device(device)
     model.eval()
+    fitting = batch_size
 
     def score(windows: list[str]) -> np.ndarray:
+        nonlocal fitting
         out = np.empty(len(windows), dtype=np.float64)
+
+        def run(idx: np.ndarray) -> None:
+            tokens, lengths = tokenize(list(windows[idx[0] : idx[-1] + 1]))
+            t = torch.as_tensor(np.asarray(tokens), dtype=torch.long, device=device)
+            n = torch.as_tensor(np.asarray(lengths), dtype=torch.long, device=device)
+            logits = model(t, n).float().reshape(-1)
+            out[idx[0] : idx[0] + t.shape[0]] = torch.sigmoid(logits).cpu().numpy()
+
         with torch.inference_mode():
-            for b in range(0, len(windows), batch_size):
-                tokens, lengths = tokenize(list(windows[b : b + batch_size]))
-                t = torch.as_tensor(np.asarray(tokens), dtype=torch.long, device=device)
-                n = torch.as_tensor(np.asarray(lengths), dtype=torch.long, device=device)
-                logits = model(t, n).float().reshape(-1)
-                out[b : b + t.shape[0]] = torch.sigmoid(logits).cpu().numpy()
+            fitting = with_oom_backoff(run, np.arange(len(windows)), fitting, what="scoring windows")
         return out
 
     return score

@@ -2,14 +2,19 @@
 
 Both loops use AdamW (no weight decay on biases/norms), a one-cycle LR schedule, gradient clipping, bf16
 autocast on CUDA only, early stopping on the validation loss with the best weights restored, a per-epoch
-history TSV, and raise TrainingDivergedError on a non-finite loss or gradient. On CPU the same seed gives
-identical results.
+history TSV and progress lines in the log, and raise TrainingDivergedError on a non-finite loss or gradient or
+an exploding training loss. On CPU the same seed gives identical results.
+
+Given a `resume_path`, both loops save their whole state after every epoch (genolm.train_state) and a rerun
+continues after the last finished epoch, ending with the same history, best epoch and weights as a run that
+was never interrupted (on CPU). The caller removes the state with `clear_resume_state` once it is done with it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import random
 import time
@@ -29,6 +34,9 @@ from genolm.datasets import TokenSet
 from genolm.errors import ConfigError, InputFormatError, TrainingDivergedError
 from genolm.metrics import auroc
 from genolm.models.awd_lstm import AWDLSTMLanguageModel, ar_tar_loss
+from genolm.oom import with_oom_backoff
+from genolm.train_state import capture_rng, fingerprint, matching_resume_state, restore_rng, save_resume_state
+from genolm.train_state import clear_resume_state as clear_resume_state  # for callers of the training loops
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +66,8 @@ class TrainConfig:
     gradual_unfreezing: bool = False
     lr_decay_per_group: float = 2.6
     one_cycle: bool = True
+    # An epoch whose mean training loss exceeds explode_factor x epoch 1's is treated as divergence (null: off).
+    explode_factor: float | None = 1e4
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "patience"):
@@ -71,6 +81,8 @@ class TrainConfig:
                 raise ConfigError(f"training: {name} must be >= 0, got {getattr(self, name)!r}")
         if self.threads is not None and int(self.threads) < 1:
             raise ConfigError(f"training: threads must be >= 1 or null, got {self.threads!r}")
+        if self.explode_factor is not None and not float(self.explode_factor) > 1.0:
+            raise ConfigError(f"training: explode_factor must be > 1 or null, got {self.explode_factor!r}")
 
 
 @dataclass
@@ -127,12 +139,6 @@ def bucketed_batches(lengths: np.ndarray, batch_size: int, rng: np.random.Genera
     return [batches[i] for i in rng.permutation(len(batches))]
 
 
-def sorted_batches(lengths: np.ndarray, batch_size: int) -> list[np.ndarray]:
-    """Deterministic inference batches, longest first, so padding is minimal."""
-    order = np.argsort(-lengths, kind="stable")
-    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
-
-
 def _to_device(ts: TokenSet, idx: np.ndarray, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Batch tensors, with columns trimmed to the batch's longest sequence (never shorter than 1)."""
     lengths = ts.lengths[idx]
@@ -166,12 +172,16 @@ def _eval_mode(model: nn.Module) -> Iterator[None]:
 
 
 def _predict_logits(model: nn.Module, ts: TokenSet, batch_size: int, device: torch.device) -> np.ndarray:
-    """float64 logits in the order of `ts` (fp32 math, eval mode)."""
+    """float64 logits in the order of `ts` (fp32 math, eval mode). Batches run longest first, so padding is
+    minimal; on running out of GPU memory the batch size is halved (genolm.oom) without changing the result."""
     out = np.empty(len(ts), dtype=np.float64)
+
+    def run(idx: np.ndarray) -> None:
+        tokens, lengths, _ = _to_device(ts, idx, device)
+        out[idx] = model(tokens, lengths).float().cpu().numpy()
+
     with _eval_mode(model):
-        for idx in sorted_batches(ts.lengths, batch_size):
-            tokens, lengths, _ = _to_device(ts, idx, device)
-            out[idx] = model(tokens, lengths).float().cpu().numpy()
+        with_oom_backoff(run, np.argsort(-ts.lengths, kind="stable"), batch_size, what=f"predicting {ts.source}")
     return out
 
 
@@ -288,11 +298,92 @@ class _EarlyStopping:
         self.bad_epochs += 1
         return self.bad_epochs >= self.patience
 
+    def state(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in ("best_loss", "best_epoch", "best_state", "bad_epochs")}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        self.best_loss, self.best_epoch = float(state["best_loss"]), int(state["best_epoch"])
+        self.best_state, self.bad_epochs = state["best_state"], int(state["bad_epochs"])
+
     def result(self, model: nn.Module, history: pd.DataFrame) -> TrainResult:
         if self.best_state is None:  # every validation loss was NaN: keep the last weights
             self.best_state = _cpu_state(model)
         model.load_state_dict(self.best_state)
         return TrainResult(self.best_epoch, self.best_loss, history, self.best_state)
+
+
+# ------------------------------------------------------------------------------- resume, divergence, logging
+
+
+def _loop_state(
+    epoch: int,
+    rows: list[dict[str, float]],
+    stopped: bool,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None,
+    stopper: _EarlyStopping,
+    rng: np.random.Generator | None,
+) -> dict[str, Any]:
+    """Everything a loop needs to go on after `epoch` exactly as if it had never stopped (see train_state)."""
+    return {
+        "epoch": epoch,
+        "rows": rows,
+        "stopped": stopped,
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": None if scheduler is None else scheduler.state_dict(),
+        "early_stopping": stopper.state(),
+        "rng": capture_rng(rng),
+    }
+
+
+def _restore_loop(
+    state: dict[str, Any], model: nn.Module, stopper: _EarlyStopping, rng: np.random.Generator | None
+) -> tuple[int, list[dict[str, float]], bool]:
+    """Load the weights, early-stopping record and random states of a saved loop; (epoch, rows, stopped).
+    The optimizer and scheduler are the loop's to restore: when depends on its LR schedule."""
+    model.load_state_dict(state["model"])
+    stopper.restore(state["early_stopping"])
+    restore_rng(state["rng"], rng)
+    return int(state["epoch"]), list(state["rows"]), bool(state["stopped"])
+
+
+def _diverged(message: str, last_good: int, resume_path: str | Path | None) -> TrainingDivergedError:
+    """The divergence error, naming the last good epoch and where its training state is kept."""
+    if last_good < 1:
+        return TrainingDivergedError(f"{message}. No epoch finished before that.")
+    kept = f"; its training state is kept in {resume_path}" if resume_path is not None else ""
+    return TrainingDivergedError(f"{message}. The last good epoch was {last_good}{kept}.")
+
+
+def _check_explosion(
+    train_loss: float,
+    rows: list[dict[str, float]],
+    cfg: TrainConfig,
+    epoch: int,
+    what: str,
+    resume_path: str | Path | None,
+) -> None:
+    """Divergence that stays finite: an epoch's mean training loss above `explode_factor` x epoch 1's."""
+    first = rows[0]["train_loss"] if rows else train_loss
+    if math.isfinite(train_loss) and (cfg.explode_factor is None or train_loss <= cfg.explode_factor * first):
+        return
+    raise _diverged(
+        f"{what}: the training loss exploded at epoch {epoch} ({train_loss:.4g}; epoch 1: {first:.4g}, "
+        f"explode_factor {cfg.explode_factor}); lower the learning rate or enable gradient clipping",
+        epoch - 1,
+        resume_path,
+    )
+
+
+def _log_epoch(label: str, row: dict[str, float], rows: list[dict[str, float]], epochs: int) -> None:
+    left = epochs - int(row["epoch"])
+    eta = left * float(np.mean([r["seconds"] for r in rows]))
+    values = ", ".join(f"{k} {v:.4g}" for k, v in row.items() if k != "epoch")
+    log.info(
+        "%s %d/%d: %s; about %.0f s left for %d more epochs at most", label, row["epoch"], epochs, values, eta, left
+    )
 
 
 # -------------------------------------------------------------------------------------------- classification
@@ -334,11 +425,14 @@ def train_classifier(
     *,
     history_path: Path | None = None,
     on_epoch: EpochCallback | None = None,
+    resume_path: str | Path | None = None,
 ) -> TrainResult:
     """Train a binary classifier on `train`, early-stop on `valid`; the model ends with the best weights.
 
     History columns: epoch, train_loss, valid_loss, valid_accuracy (threshold 0.5), valid_auroc, lr (head
-    group, after the epoch's last step), tokens_per_s, seconds. `on_epoch` receives each history row.
+    group, after the epoch's last step), tokens_per_s, seconds, stage (gradual-unfreezing stage, 1-based) and
+    trainable_groups. `on_epoch` receives each history row, after the epoch's training state is saved to the
+    folder `resume_path` (if given); a later call with the same arguments continues from there.
     """
     if len(train) < 2 or len(valid) < 1:
         raise ConfigError(f"training needs >= 2 training and >= 1 validation sequences, got {len(train)}/{len(valid)}")
@@ -364,18 +458,42 @@ def train_classifier(
     steps_per_epoch = len(bucketed_batches(train.lengths, cfg.batch_size, np.random.default_rng(0)))
     stopper = _EarlyStopping(cfg.patience)
     rows: list[dict[str, float]] = []
-    epoch = 0
-    stopped = False
+    epoch, stopped, saved, fprint = 0, False, None, None
+    if resume_path is not None:
+        data = (train.tokens, train.lengths, train.labels, valid.tokens, valid.lengths, valid.labels)
+        fprint = fingerprint(cfg, data, model, {"loop": "classifier"})
+        saved = matching_resume_state(resume_path, fprint)
+        if saved is not None:
+            epoch, rows, stopped = _restore_loop(saved.state, model, stopper, rng)
+    stage_end = 0
     try:
-        for stage_epochs, n_trainable in _unfreezing_stages(cfg.epochs, len(groups), cfg.gradual_unfreezing):
+        for stage, (stage_epochs, n_trainable) in enumerate(
+            _unfreezing_stages(cfg.epochs, len(groups), cfg.gradual_unfreezing), start=1
+        ):
+            stage_start, stage_end = stage_end, stage_end + stage_epochs
+            if stopped or epoch >= stage_end:
+                continue
             _set_trainable(groups, n_trainable)
+            # Each stage has its own LR cycle. A resumed stage continues the saved one; a resumed run starting
+            # a new stage starts its cycle from the optimizer as the previous stage left it.
+            if saved is not None and epoch == stage_start:
+                optimizer.load_state_dict(saved.state["optimizer"])
             scheduler = _make_scheduler(optimizer, max_lrs, stage_epochs * steps_per_epoch, cfg.one_cycle)
-            for _ in range(stage_epochs):
+            if saved is not None and epoch > stage_start:
+                optimizer.load_state_dict(saved.state["optimizer"])
+                if scheduler is not None:
+                    scheduler.load_state_dict(saved.state["scheduler"])
+            saved = None
+            while epoch < stage_end and not stopped:
                 epoch += 1
                 started = time.perf_counter()
-                train_loss, n_tokens = _classifier_epoch(
-                    model, train, cfg, optimizer, scheduler, pos_weight, rng, device, epoch
-                )
+                try:
+                    train_loss, n_tokens = _classifier_epoch(
+                        model, train, cfg, optimizer, scheduler, pos_weight, rng, device, epoch
+                    )
+                except TrainingDivergedError as err:
+                    raise _diverged(str(err), epoch - 1, resume_path) from err
+                _check_explosion(train_loss, rows, cfg, epoch, "classifier training", resume_path)
                 train_seconds = time.perf_counter() - started
                 row = {
                     "epoch": epoch,
@@ -384,20 +502,21 @@ def train_classifier(
                     "lr": float(optimizer.param_groups[-1]["lr"]),
                     "tokens_per_s": n_tokens / max(train_seconds, 1e-9),
                     "seconds": time.perf_counter() - started,
+                    "stage": stage,
+                    "trainable_groups": n_trainable,
                 }
-                valid_loss = row["valid_loss"]
                 rows.append(row)
+                # Stop only once every group trains: frozen ULMFiT stages are not judged on their own.
+                stopped = stopper.update(epoch, row["valid_loss"], model) and n_trainable == len(groups)
+                if resume_path is not None:
+                    state = _loop_state(epoch, rows, stopped, model, optimizer, scheduler, stopper, rng)
+                    save_resume_state(resume_path, epoch, fprint, state)
                 _write_history(rows, history_path)
-                log.info("epoch %d (%d trainable groups): %s", epoch, n_trainable, row)
+                _log_epoch("epoch", row, rows, cfg.epochs)
+                if stopped:
+                    log.info("early stop after epoch %d (best epoch %d)", epoch, stopper.best_epoch)
                 if on_epoch is not None:
                     on_epoch(row)
-                # Stop only once every group trains: frozen ULMFiT stages are not judged on their own.
-                if stopper.update(epoch, valid_loss, model) and n_trainable == len(groups):
-                    log.info("early stop after epoch %d (best epoch %d)", epoch, stopper.best_epoch)
-                    stopped = True
-                    break
-            if stopped:
-                break
     finally:
         _set_trainable(groups, len(groups))
     return stopper.result(model, _write_history(rows, history_path))
@@ -418,7 +537,9 @@ def _classifier_epoch(
     model.train()
     total = torch.zeros((), dtype=torch.float64, device=device)
     n_tokens = 0
-    for step, idx in enumerate(bucketed_batches(train.lengths, cfg.batch_size, rng), start=1):
+    batches = bucketed_batches(train.lengths, cfg.batch_size, rng)
+    progress = _Progress(f"epoch {epoch}", len(batches))
+    for step, idx in enumerate(batches, start=1):
         tokens, lengths, labels = _to_device(train, idx, device)
         with _autocast(device):
             logits = model(tokens, lengths)
@@ -431,6 +552,7 @@ def _classifier_epoch(
             scheduler.step()
         total += loss.detach().double() * len(idx)
         n_tokens += int(train.lengths[idx].sum())
+        progress.update(step, float(loss.detach()))
     return float(total) / len(train), n_tokens
 
 
@@ -598,14 +720,16 @@ def pretrain_language_model(
     beta: float = 1.0,
     history_path: Path | None = None,
     on_epoch: EpochCallback | None = None,
+    resume_path: str | Path | None = None,
 ) -> TrainResult:
     """Next-token pretraining with truncated BPTT (state carried across pieces of a contig) plus AR/TAR.
 
     `corpus` is one token stream or a list of per-contig streams; contigs are never joined: the LSTM state is
     reset at each contig start and no target crosses a boundary. Without `valid`, the last `valid_fraction` of
     every stream is held out. Each epoch shuffles the contig order and shifts piece boundaries by a random
-    offset (the contig's first `offset < bptt` tokens are skipped that epoch). History columns: epoch,
-    train_loss (CE), valid_loss (CE), valid_accuracy, valid_perplexity, lr, tokens_per_s, seconds.
+    offset (the contig's first `offset < bptt` tokens are skipped that epoch); all epochs are drawn up front
+    from the seed. History columns: epoch, train_loss (CE), valid_loss (CE), valid_accuracy, valid_perplexity,
+    lr, tokens_per_s, seconds. `resume_path` and `on_epoch` work as in `train_classifier`.
     """
     if bptt < 1:
         raise ConfigError(f"language model: bptt must be >= 1, got {bptt}")
@@ -650,12 +774,29 @@ def pretrain_language_model(
     )
     stopper = _EarlyStopping(cfg.patience)
     rows: list[dict[str, float]] = []
+    done, stopped, fprint = 0, False, None
+    if resume_path is not None:
+        data = [np.array(lengths), flat, np.array([len(s) for s in valid_streams]), valid_flat]
+        fprint = fingerprint(cfg, data, lm, {"loop": "language_model", "bptt": bptt, "alpha": alpha, "beta": beta})
+        saved = matching_resume_state(resume_path, fprint)
+        if saved is not None:
+            # The layouts above come from the seed alone, so they need no restoring.
+            done, rows, stopped = _restore_loop(saved.state, lm, stopper, None)
+            optimizer.load_state_dict(saved.state["optimizer"])
+            if scheduler is not None:
+                scheduler.load_state_dict(saved.state["scheduler"])
     for epoch, layout in enumerate(layouts, start=1):
+        if stopped or epoch <= done:
+            continue
         started = time.perf_counter()
-        train_loss, _, n_train = _lm_epoch(
-            lm, flat, layout, bptt, device, optimizer=optimizer, scheduler=scheduler,
-            alpha=alpha, beta=beta, grad_clip=cfg.grad_clip, epoch=epoch,
-        )  # fmt: skip
+        try:
+            train_loss, _, n_train = _lm_epoch(
+                lm, flat, layout, bptt, device, optimizer=optimizer, scheduler=scheduler,
+                alpha=alpha, beta=beta, grad_clip=cfg.grad_clip, epoch=epoch,
+            )  # fmt: skip
+        except TrainingDivergedError as err:
+            raise _diverged(str(err), epoch - 1, resume_path) from err
+        _check_explosion(train_loss, rows, cfg, epoch, "language-model training", resume_path)
         train_seconds = time.perf_counter() - started
         valid_loss, valid_accuracy, _ = _lm_epoch(lm, valid_flat, valid_layout, bptt, device)
         row = {
@@ -669,11 +810,14 @@ def pretrain_language_model(
             "seconds": time.perf_counter() - started,
         }
         rows.append(row)
+        stopped = stopper.update(epoch, valid_loss, lm)
+        if resume_path is not None:
+            state = _loop_state(epoch, rows, stopped, lm, optimizer, scheduler, stopper, None)
+            save_resume_state(resume_path, epoch, fprint, state)
         _write_history(rows, history_path)
-        log.info("LM epoch %d: %s", epoch, row)
+        _log_epoch("LM epoch", row, rows, cfg.epochs)
+        if stopped:
+            log.info("LM early stop after epoch %d (best epoch %d)", epoch, stopper.best_epoch)
         if on_epoch is not None:
             on_epoch(row)
-        if stopper.update(epoch, valid_loss, lm):
-            log.info("LM early stop after epoch %d (best epoch %d)", epoch, stopper.best_epoch)
-            break
     return stopper.result(lm, _write_history(rows, history_path))

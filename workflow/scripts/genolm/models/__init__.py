@@ -1,4 +1,5 @@
-"""Model zoo: binary classifiers (`forward(tokens[B,T], lengths[B]) -> logits[B]`) and the AWD-LSTM LM.
+"""Model zoo: binary classifiers (`forward(tokens[B,T], lengths[B]) -> logits[B]`), the AWD-LSTM LM and the
+transformer masked LM.
 
 Builders take the `models.<name>` block of the config as a plain dict and reject unknown keys by name, so a
 typo in the config fails before any training starts.
@@ -20,6 +21,13 @@ from genolm.models.awd_lstm import (
     ar_tar_loss,
 )
 from genolm.models.cnn import CNNClassifier, CNNConfig
+from genolm.models.kmer_mlp import KmerMLPClassifier, KmerMLPConfig
+from genolm.models.transformer import (
+    TransformerClassifier,
+    TransformerConfig,
+    TransformerEncoderBody,
+    TransformerMaskedLM,
+)
 
 __all__ = [
     "MODEL_REGISTRY",
@@ -29,12 +37,24 @@ __all__ = [
     "AWDLSTMLanguageModel",
     "CNNClassifier",
     "CNNConfig",
+    "KmerMLPClassifier",
+    "KmerMLPConfig",
+    "TransformerClassifier",
+    "TransformerConfig",
+    "TransformerEncoderBody",
+    "TransformerMaskedLM",
     "ar_tar_loss",
     "build_classifier",
     "build_language_model",
+    "build_masked_lm",
 ]
 
-MODEL_REGISTRY: dict[str, type[nn.Module]] = {"cnn": CNNClassifier, "awd_lstm": AWDLSTMClassifier}
+MODEL_REGISTRY: dict[str, type[nn.Module]] = {
+    "cnn": CNNClassifier,
+    "awd_lstm": AWDLSTMClassifier,
+    "kmer_mlp": KmerMLPClassifier,
+    "transformer": TransformerClassifier,
+}
 
 # Keys of the AWD-LSTM classifier head (not part of AWDLSTMConfig, which the LM shares).
 _AWD_HEAD_KEYS = ("head_hidden", "head_p", "head_hidden_p")
@@ -45,6 +65,8 @@ def _config_keys(config_type: type, *, exclude: tuple[str, ...]) -> list[str]:
 
 
 def _check_keys(arch: str, params: dict[str, Any], allowed: list[str]) -> None:
+    if "vocab_size" in params:
+        raise ConfigError(f"parameter 'vocab_size' for model '{arch}' is derived from the tokenizer; remove it")
     for key in params:
         if key not in allowed:
             raise ConfigError(f"unknown parameter '{key}' for model '{arch}'; allowed: {', '.join(sorted(allowed))}")
@@ -52,7 +74,8 @@ def _check_keys(arch: str, params: dict[str, Any], allowed: list[str]) -> None:
 
 def build_classifier(arch: str, params: dict[str, Any], vocab_size: int, window_tokens: int) -> nn.Module:
     """Build a classifier from its config block; `vocab_size` comes from the tokenizer, `window_tokens` from
-    the task's window (only the CNN uses it: its receptive field is exactly one window)."""
+    the task's window (only the CNN uses it: its receptive field is exactly one window; the transformer chunks
+    whatever it gets into `max_tokens` pieces and the k-mer MLP is length-free)."""
     params = dict(params or {})
     if arch == "cnn":
         allowed = _config_keys(CNNConfig, exclude=("vocab_size", "window_tokens"))
@@ -65,6 +88,12 @@ def build_classifier(arch: str, params: dict[str, Any], vocab_size: int, window_
         _check_keys(arch, params, allowed)
         head = {k: params.pop(k) for k in _AWD_HEAD_KEYS if k in params}
         return AWDLSTMClassifier(AWDLSTMConfig(vocab_size=vocab_size, **params), **head)
+    if arch == "kmer_mlp":
+        _check_keys(arch, params, _config_keys(KmerMLPConfig, exclude=("vocab_size",)))
+        return KmerMLPClassifier(KmerMLPConfig(vocab_size=vocab_size, **params))
+    if arch == "transformer":
+        _check_keys(arch, params, _config_keys(TransformerConfig, exclude=("vocab_size",)))
+        return TransformerClassifier(TransformerConfig(vocab_size=vocab_size, **params))
     raise ConfigError(f"unknown model architecture '{arch}'; known: {', '.join(sorted(MODEL_REGISTRY))}")
 
 
@@ -76,3 +105,11 @@ def build_language_model(params: dict[str, Any], vocab_size: int) -> AWDLSTMLang
     _check_keys("awd_lstm", params, allowed)
     encoder_params = {k: v for k, v in params.items() if k not in _AWD_HEAD_KEYS}
     return AWDLSTMLanguageModel(AWDLSTMConfig(vocab_size=vocab_size, **encoder_params))
+
+
+def build_masked_lm(params: dict[str, Any], vocab_size: int) -> TransformerMaskedLM:
+    """Build the transformer masked LM from the same `models.transformer` block as the classifier (its
+    classifier-only keys, pooling and overlap, are accepted and have no effect), so the encoders match."""
+    params = dict(params or {})
+    _check_keys("transformer", params, _config_keys(TransformerConfig, exclude=("vocab_size",)))
+    return TransformerMaskedLM(TransformerConfig(vocab_size=vocab_size, **params))

@@ -26,6 +26,7 @@ from genolm.sources.splits import (
     minhash_signatures,
     near_duplicates,
     similarity_clusters,
+    split_at_random,
     split_by_cluster,
     split_by_group,
     write_split_record,
@@ -69,9 +70,12 @@ def build_source_table(source: str, inputs: Mapping[str, str], params: Mapping[s
 
 
 def assign_splits(table: pd.DataFrame, settings: Mapping[str, Any], seed: int, signatures: np.ndarray) -> pd.Series:
-    """train/valid/test per row: whole similarity clusters, or whole IS families (`method: family`)."""
-    clusters = similarity_clusters(signatures, threshold=float(settings["threshold"]))
+    """train/valid/test per row: whole similarity clusters, whole IS families (`method: family`), or rows at
+    random within each class (`method: random`, the published protocol, for like-for-like comparisons)."""
     fractions = [float(value) for value in settings["fractions"]]
+    if settings["method"] == "random":
+        return split_at_random(table, fractions=fractions, seed=seed)
+    clusters = similarity_clusters(signatures, threshold=float(settings["threshold"]))
     if settings["method"] == "family":
         if "group" not in table:
             raise ConfigError("split method 'family' needs a builder that records IS families (isfinder_amr)")
