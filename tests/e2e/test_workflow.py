@@ -121,7 +121,8 @@ def test_every_stage_leaves_its_outputs(tiny_run):
     missing = [path for path in expected if not (results / path).is_file()]
     assert not missing
     html = (results / "report" / "index.html").read_text()
-    for heading in ("Classifier metrics", "ROC and training curves", "Genome scans", "Provenance"):
+    headings = ("Classifier metrics", "Beside the published", "ROC and training curves", "Language models", "Provenance")
+    for heading in (*headings, "Genome scans"):
         assert heading in html
     assert html.count("data:image/png;base64,") >= 5  # 2 ROC + 2 training curves + at least 1 track
     assert (tiny_run / "logs" / "train_classifier" / "promoter_cnn_seed1.log").stat().st_size > 0

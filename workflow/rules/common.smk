@@ -287,6 +287,35 @@ def report_runs():
     ]
 
 
+def report_language_models():
+    """One entry per language model of the first seed: genome pretraining, then each task's fine-tuning."""
+    seed = SEEDS[0]
+    entries = []
+    for model, settings in config["models"].items():
+        if not settings["pretrain"]:
+            continue
+        stride = settings["tokenizer"]["stride"]
+        entries.append(
+            {
+                "label": f"{model} pretraining",
+                "history": f"results/pretrain/{model}/seed{seed}/history.tsv",
+                "stride": stride,
+                "objective": "masked" if settings["arch"] == "transformer" else "next",
+            }
+        )
+        if settings["finetune"]:
+            entries += [
+                {
+                    "label": f"{model} fine-tuned on {task}",
+                    "history": f"results/finetune/{task}/{model}/seed{seed}/history.tsv",
+                    "stride": stride,
+                    "objective": "next",
+                }
+                for task in TASKS
+            ]
+    return entries
+
+
 def report_scans():
     """One entry per genome scan: its per-window scores and, when known, the true elements."""
     scans = []

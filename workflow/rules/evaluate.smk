@@ -62,3 +62,29 @@ rule collect_metrics:
         ENV_DATA
     script:
         "../scripts/collect_metrics.py"
+
+
+rule compare_published:
+    input:
+        models=expand(
+            "results/evaluate/{task}/{model}/seed{seed}/metrics.tsv",
+            task=TASKS,
+            model=MODELS,
+            seed=SEEDS,
+        ),
+        published=shipped_path(config["published_metrics"]),
+    output:
+        table=report(
+            "results/tables/published_comparison.tsv",
+            caption="../report/published_comparison.rst",
+            category="Metrics",
+        ),
+        markdown="results/tables/published_comparison.md",
+    log:
+        "logs/compare_published/all.log",
+    conda:
+        ENV_DATA
+    params:
+        tasks=config["tasks"],
+    script:
+        "../scripts/compare_published.py"

@@ -118,6 +118,62 @@ def training_figure(task: str, histories: Mapping[str, pd.DataFrame]) -> plt.Fig
     return figure
 
 
+def model_comparison(metrics: pd.DataFrame, pretrained: Sequence[str], metric: str = "mcc") -> pd.DataFrame:
+    """Every model on every task in one table (mean over seeds of `metric`), the best model per task, and, where
+    a model other than the pretrained ones (ULMFiT) beats all of them, which one and by how much."""
+    chosen = metrics[metrics["metric"] == metric]
+    wide = chosen.groupby(["task", "model"], sort=False)["value"].mean().unstack("model")
+    models = [m for m in dict.fromkeys(chosen["model"]) if not str(m).startswith("baseline")]
+    rows = []
+    for task, values in wide.iterrows():
+        row: dict[str, Any] = {"task": task}
+        row.update({model: round(float(values[model]), 3) for model in wide.columns if not pd.isna(values[model])})
+        scored = values[models].dropna()
+        row["best"] = str(scored.idxmax()) if len(scored) else ""
+        ulmfit = scored[[m for m in pretrained if m in scored.index]]
+        rivals = scored.drop(ulmfit.index)
+        if len(ulmfit) and len(rivals) and rivals.max() > ulmfit.max():
+            row["rival beats ULMFiT"] = f"{rivals.idxmax()} by {rivals.max() - ulmfit.max():.3f}"
+        else:
+            row["rival beats ULMFiT"] = "no" if len(ulmfit) else ""
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def language_model_table(language_models: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    """Best validation epoch of every language model against what a model that learnt nothing scores: a
+    next-k-mer LM with stride s only has s new bases to guess, ln(4^s) nats; a masked LM has a whole k-mer."""
+    rows = []
+    for entry in language_models:
+        history = pd.read_csv(entry["history"], sep="\t")
+        best = history.loc[history["valid_loss"].idxmin()]
+        row = {
+            "language model": entry["label"],
+            "objective": entry["objective"],
+            "epochs": len(history),
+            "best epoch": int(best["epoch"]),
+            "valid loss (nats)": round(float(best["valid_loss"]), 4),
+            "valid accuracy": round(float(best["valid_accuracy"]), 4),
+        }
+        if entry["objective"] == "next":
+            baseline = float(np.log(4.0 ** int(entry["stride"])))
+            row["no-learning loss ln(4^stride)"] = round(baseline, 4)
+            row["gain (nats)"] = round(baseline - float(best["valid_loss"]), 4)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def language_model_figure(language_models: Sequence[Mapping[str, Any]]) -> plt.Figure:
+    figure, axis = plt.subplots(figsize=(6.4, 4.0))
+    for index, entry in enumerate(language_models):
+        history = pd.read_csv(entry["history"], sep="\t")
+        color = f"C{index % 10}"
+        axis.plot(history["epoch"], history["valid_loss"], marker="o", ms=3, color=color, label=entry["label"])
+    axis.set(xlabel="epoch", ylabel="validation loss (nats)", title="language models")
+    axis.legend(fontsize=7)
+    return figure
+
+
 def load_scan_scores(path: str | Path) -> dict[str, Any]:
     with np.load(path, allow_pickle=False) as data:
         contigs = [str(name) for name in data["contigs"]]
@@ -195,6 +251,8 @@ def build_report(
     scans: Sequence[Mapping[str, Any]],
     config: Mapping[str, Any],
     region: Mapping[str, Any],
+    language_models: Sequence[Mapping[str, Any]] = (),
+    published_path: str | Path | None = None,
     dataset_summary_paths: Sequence[str | Path] = (),
     overlap_path: str | Path | None = None,
     timing_paths: Sequence[str | Path] = (),
@@ -237,7 +295,41 @@ def build_report(
     for task in tasks:
         metric_parts.append(f"<h3>{html.escape(task)}</h3>")
         metric_parts.append(_table_html(metric_overview(metrics, task), baseline_column="model"))
+    pretrained = [
+        name
+        for name, settings in config.get("models", {}).items()
+        if settings.get("arch") == "awd_lstm" and settings.get("pretrain")
+    ]
+    comparison = model_comparison(metrics, pretrained)
+    metric_parts.insert(
+        0,
+        "<h3>Every model on every task (test MCC, mean over seeds)</h3>"
+        f'<p class="note">ULMFiT models (pretrained AWD-LSTM): {html.escape(", ".join(pretrained) or "none")}. '
+        "The last column names the rival that beats every one of them, where one does.</p>" + _table_html(comparison),
+    )
     sections.append(_section("Classifier metrics (test split)", *metric_parts))
+
+    if published_path is not None:
+        published = _read_tsv(published_path)
+        if len(published):
+            shown = published[
+                ["benchmark", "task", "split", "metric", "published_value", "published_method", "published_protocol",
+                 "model", "value", "ci_low", "ci_high", "difference", "outside_ci"]
+            ]  # fmt: skip
+            body = _table_html(shown.round(3))
+        else:
+            body = "<p>No task of this run is a benchmark with published figures.</p>"
+        sections.append(
+            _section(
+                "Beside the published figures",
+                '<p class="note">For each benchmark and metric: the best published figure '
+                "(resources/published_metrics.tsv: source, protocol and how each was obtained), our best model (mean "
+                "over seeds), the first seed's bootstrap 95% interval and whether the published value lies outside it. "
+                "Published protocols differ from ours where the split column says cluster: those tasks keep "
+                "near-duplicates out of the test split.</p>",
+                body,
+            )
+        )
 
     curve_parts = []
     for task in tasks:
@@ -252,6 +344,18 @@ def build_report(
             _figure_html(training_figure(task, histories), f"training_{task}", figures, f"training curves {task}")
         )
     sections.append(_section("ROC and training curves", *curve_parts))
+
+    if language_models:
+        sections.append(
+            _section(
+                "Language models",
+                '<p class="note">Genome pretraining and task fine-tuning of the language models the classifiers '
+                "start from. A next-k-mer model that learnt nothing beyond the k-mer overlap scores ln(4^stride) nats; "
+                "the gain column is how far below that it got.</p>",
+                _table_html(language_model_table(language_models)),
+                _figure_html(language_model_figure(language_models), "language_models", figures, "language models"),
+            )
+        )
 
     scan_parts = []
     for scan in scans:

@@ -1,0 +1,51 @@
+"""Report tables built from training histories."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import pytest
+
+from genolm.report import language_model_figure, language_model_table, model_comparison
+
+
+def _history(path, losses):
+    frame = pd.DataFrame({"epoch": range(1, len(losses) + 1), "valid_loss": losses, "valid_accuracy": 0.3})
+    frame.to_csv(path, sep="\t", index=False)
+    return str(path)
+
+
+def test_language_model_table_compares_with_the_no_learning_loss(tmp_path):
+    entries = [
+        {"label": "ulmfit pretraining", "history": _history(tmp_path / "a.tsv", [2.9, 2.7, 2.71]), "stride": 2,
+         "objective": "next"},
+        {"label": "transformer pretraining", "history": _history(tmp_path / "b.tsv", [5.0]), "stride": 1,
+         "objective": "masked"},
+    ]  # fmt: skip
+    table = language_model_table(entries).set_index("language model")
+    ulmfit = table.loc["ulmfit pretraining"]
+    assert ulmfit["best epoch"] == 2 and ulmfit["epochs"] == 3
+    assert ulmfit["no-learning loss ln(4^stride)"] == pytest.approx(math.log(16), abs=1e-4)
+    assert ulmfit["gain (nats)"] == pytest.approx(math.log(16) - 2.7, abs=1e-4)
+    # a masked LM has no such baseline: the cells stay empty rather than wrong
+    assert pd.isna(table.loc["transformer pretraining", "gain (nats)"])
+    assert len(language_model_figure(entries).axes[0].lines) == 2
+
+
+def test_model_comparison_names_the_best_model_and_any_rival_that_beats_ulmfit():
+    rows = []
+    for task, scores in {
+        "ecoli": {"cnn": 0.80, "ulmfit": 0.75, "awdlstm": 0.70, "baseline_gc_content": 0.65},
+        "cds": {"cnn": 0.90, "ulmfit": 0.95, "awdlstm": 0.85, "baseline_gc_content": 0.40},
+    }.items():
+        for model, value in scores.items():
+            for seed, shift in ((1, -0.01), (2, 0.01)):  # mean over seeds is the value above
+                rows.append({"task": task, "model": model, "seed": seed, "metric": "mcc", "value": value + shift})
+    rows.append({"task": "ecoli", "model": "cnn", "seed": 1, "metric": "auroc", "value": 0.99})
+    table = model_comparison(pd.DataFrame(rows), pretrained=["ulmfit"]).set_index("task")
+    assert table.loc["ecoli", "cnn"] == pytest.approx(0.80)
+    assert table.loc["ecoli", "best"] == "cnn" and table.loc["cds", "best"] == "ulmfit"
+    assert table.loc["ecoli", "rival beats ULMFiT"] == "cnn by 0.050"
+    assert table.loc["cds", "rival beats ULMFiT"] == "no"
+    assert table.loc["ecoli", "baseline_gc_content"] == pytest.approx(0.65)  # shown, but never "best"
