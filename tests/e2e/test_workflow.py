@@ -121,9 +121,9 @@ def test_every_stage_leaves_its_outputs(tiny_run):
     missing = [path for path in expected if not (results / path).is_file()]
     assert not missing
     html = (results / "report" / "index.html").read_text()
-    headings = ("Classifier metrics", "Beside the published", "ROC and training curves", "Language models", "Provenance")
-    for heading in (*headings, "Genome scans"):
+    for heading in ("Classifier metrics", "Beside the published", "ROC and training curves", "Language models"):
         assert heading in html
+    assert "Genome scans" in html and "Provenance" in html
     assert html.count("data:image/png;base64,") >= 5  # 2 ROC + 2 training curves + at least 1 track
     assert (tiny_run / "logs" / "train_classifier" / "promoter_cnn_seed1.log").stat().st_size > 0
     assert (tiny_run / "benchmarks" / "scan_genome" / "demo_is_cnn.tsv").is_file()
