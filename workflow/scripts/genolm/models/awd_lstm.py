@@ -25,7 +25,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
-from genolm.errors import CheckpointError, ConfigError
+from genolm.errors import ConfigError
+from genolm.models.pretrained import load_pretrained_encoder
 
 LSTMState = tuple[torch.Tensor, torch.Tensor]
 # Raised by cuDNN when an RNN weight is not inside the module's flat buffer; expected for the dropped matrix.
@@ -262,23 +263,4 @@ class AWDLSTMClassifier(nn.Module):
 
     def load_encoder_state(self, state_dict: dict[str, torch.Tensor]) -> None:
         """Load a pretrained LM encoder: `lm.encoder.state_dict()` or a whole LM state dict."""
-        if any(key.startswith("encoder.") for key in state_dict):
-            state_dict = {k[len("encoder.") :]: v for k, v in state_dict.items() if k.startswith("encoder.")}
-        own = self.encoder.state_dict()
-        missing = sorted(set(own) - set(state_dict))
-        unexpected = sorted(set(state_dict) - set(own))
-        if missing or unexpected:
-            raise CheckpointError(
-                f"language-model encoder state does not fit this classifier: missing {missing}, unexpected {unexpected}"
-            )
-        wrong = [
-            f"{k} {tuple(state_dict[k].shape)} != {tuple(v.shape)}"
-            for k, v in own.items()
-            if state_dict[k].shape != v.shape
-        ]
-        if wrong:
-            raise CheckpointError(
-                "language-model encoder state does not fit this classifier (vocabulary or sizes differ): "
-                + "; ".join(wrong)
-            )
-        self.encoder.load_state_dict(state_dict)
+        load_pretrained_encoder(self.encoder, state_dict, "AWD-LSTM classifier")

@@ -23,8 +23,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from genolm.errors import CheckpointError, ConfigError
+from genolm.errors import ConfigError
 from genolm.kmers import CLS, PAD
+from genolm.models.pretrained import load_pretrained_encoder
 
 POSITIONAL = ("learned", "sinusoidal")
 POOLING = ("mean", "cls")
@@ -145,32 +146,6 @@ class TransformerEncoderBody(nn.Module):
         return self.transformer(self.dropout(x), src_key_padding_mask=~mask)
 
 
-def _load_encoder(encoder: nn.Module, state_dict: dict[str, torch.Tensor]) -> None:
-    """Load `encoder.state_dict()`-style weights, or a whole model's (the "encoder." prefix is stripped and
-    everything else, e.g. an MLM head, ignored), after checking every name and shape."""
-    if any(key.startswith("encoder.") for key in state_dict):
-        state_dict = {k[len("encoder.") :]: v for k, v in state_dict.items() if k.startswith("encoder.")}
-    own = encoder.state_dict()
-    missing = sorted(set(own) - set(state_dict))
-    unexpected = sorted(set(state_dict) - set(own))
-    if missing or unexpected:
-        raise CheckpointError(
-            "pretrained encoder state does not fit this transformer (layers or positional encoding differ): "
-            f"missing {missing}, unexpected {unexpected}"
-        )
-    wrong = [
-        f"{k} {tuple(state_dict[k].shape)} != {tuple(v.shape)}"
-        for k, v in own.items()
-        if state_dict[k].shape != v.shape
-    ]
-    if wrong:
-        raise CheckpointError(
-            "pretrained encoder state does not fit this transformer (vocabulary, sizes or max_tokens differ): "
-            + "; ".join(wrong)
-        )
-    encoder.load_state_dict(state_dict)
-
-
 class TransformerClassifier(nn.Module):
     """Binary classifier: chunked encoder -> pooled sequence embedding -> dropout -> linear (see module doc)."""
 
@@ -237,7 +212,7 @@ class TransformerClassifier(nn.Module):
 
     def load_encoder_state(self, state_dict: dict[str, torch.Tensor]) -> None:
         """Load a pretrained encoder: `mlm.encoder.state_dict()` or a whole `TransformerMaskedLM` state dict."""
-        _load_encoder(self.encoder, state_dict)
+        load_pretrained_encoder(self.encoder, state_dict, "transformer")
 
 
 class TransformerMaskedLM(nn.Module):
