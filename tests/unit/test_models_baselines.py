@@ -9,6 +9,7 @@ import pytest
 import safetensors
 import torch
 import torch.nn.functional as F
+from test_checkpoint import trained_like  # the same perturbation the checkpoint tests use (tests/unit is on sys.path)
 
 from genolm.checkpoint import MASKED_LM_ARCH, load_checkpoint, save_checkpoint, sidecar_path
 from genolm.datasets import TokenSet
@@ -355,18 +356,6 @@ def test_builders_for_new_architectures() -> None:
         build_masked_lm({"vocab_size": VOCAB}, VOCAB)
 
 
-def perturbed(model: torch.nn.Module) -> torch.nn.Module:
-    """Perturb every tensor (BatchNorm statistics too) so a round trip cannot pass by re-initialisation."""
-    torch.manual_seed(1)
-    with torch.no_grad():
-        for name, tensor in model.state_dict().items():
-            if tensor.is_floating_point():
-                tensor.add_(0.1 * torch.randn_like(tensor))
-                if "running_var" in name:
-                    tensor.abs_()
-    return model.eval()
-
-
 ROUND_TRIPS = {
     "kmer_mlp": {"hidden": [8, 4], "norm": "batch", "transform": "log"},
     "transformer": {"d_model": 8, "n_heads": 2, "layers": 2, "ff_dim": 16, "max_tokens": 16, "overlap": 2},
@@ -376,7 +365,7 @@ ROUND_TRIPS = {
 @pytest.mark.parametrize("arch", sorted(ROUND_TRIPS))
 def test_classifier_checkpoint_round_trip(tmp_path: Path, arch: str) -> None:
     torch.manual_seed(0)
-    model = perturbed(build_classifier(arch, ROUND_TRIPS[arch], VOCAB, 81))
+    model = trained_like(build_classifier(arch, ROUND_TRIPS[arch], VOCAB, 81))
     path = tmp_path / "model.safetensors"
     save_checkpoint(model, path, {"arch": arch, "params": ROUND_TRIPS[arch], "vocab": VOCAB_DICT})
     loaded, meta = load_checkpoint(path)
@@ -391,7 +380,7 @@ def test_classifier_checkpoint_round_trip(tmp_path: Path, arch: str) -> None:
 def test_masked_lm_checkpoint_round_trip(tmp_path: Path, positional: str) -> None:
     params = {"d_model": 8, "n_heads": 2, "layers": 2, "ff_dim": 16, "max_tokens": 16, "positional": positional}
     torch.manual_seed(0)
-    lm = perturbed(build_masked_lm(params, VOCAB))
+    lm = trained_like(build_masked_lm(params, VOCAB))
     path = tmp_path / "mlm.safetensors"
     save_checkpoint(lm, path, {"arch": MASKED_LM_ARCH, "params": params, "vocab": VOCAB_DICT})
     loaded, meta = load_checkpoint(path)
