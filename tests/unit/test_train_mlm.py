@@ -195,6 +195,31 @@ def test_pretraining_is_deterministic_on_cpu() -> None:
     assert not other.history["train_loss"].equals(runs[0].history["train_loss"])
 
 
+def test_interrupted_pretraining_resumes_to_the_same_result(tmp_path: Path) -> None:
+    """Windows and masks come from a generator: the resumed epochs must draw exactly what they would have."""
+
+    def run(**kwargs: object):
+        return pretrain_masked_lm(
+            tiny_mlm(dropout=0.1), repetitive_corpus(), fast_config(epochs=4), context=24, k=3, stride=1, **kwargs
+        )
+
+    reference = run()
+
+    def interrupt(row: dict[str, float]) -> None:
+        if row["epoch"] == 2:
+            raise KeyboardInterrupt("killed after epoch 2")
+
+    with pytest.raises(KeyboardInterrupt):
+        run(resume_path=tmp_path / "state", on_epoch=interrupt)
+    seen: list[int] = []
+    resumed = run(resume_path=tmp_path / "state", on_epoch=lambda row: seen.append(int(row["epoch"])))
+    assert seen == [3, 4]  # epochs 1-2 came from the saved state
+    timing = ["tokens_per_s", "seconds"]
+    pd.testing.assert_frame_equal(resumed.history.drop(columns=timing), reference.history.drop(columns=timing))
+    for key, value in reference.state_dict.items():
+        assert torch.equal(value, resumed.state_dict[key])
+
+
 def test_pretrained_encoder_loads_into_classifier() -> None:
     lm = tiny_mlm()
     pretrain_masked_lm(lm, repetitive_corpus(), fast_config(epochs=2), context=32, k=3, stride=1)

@@ -79,7 +79,7 @@ def fit_language_model(
         model.to(select_device(device))
         result = pretrain_masked_lm(
             model, streams, config, context=pretrain["bptt"], k=tokenizer.k, stride=tokenizer.stride,
-            history_path=history_path,
+            history_path=history_path, resume_path=resume,
         )  # fmt: skip
     else:
         arch = LANGUAGE_MODEL_ARCH

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from genolm.errors import ConfigError, InputFormatError
+from genolm.errors import ConfigError, InputFormatError, TrainingDivergedError
 from genolm.kmers import MASK, PAD, SPECIAL_TOKENS
 from genolm.models.transformer import TransformerMaskedLM
 from genolm.train import (
@@ -41,15 +41,19 @@ from genolm.train import (
     _autocast,
     _clip_and_check,
     _configure_threads,
+    _diverged,
     _EarlyStopping,
+    _loop_state,
     _make_scheduler,
     _param_groups,
     _Progress,
+    _restore_loop,
     _split_valid,
     _write_history,
     seed_everything,
     select_device,
 )
+from genolm.train_state import fingerprint, matching_resume_state, save_resume_state
 
 log = logging.getLogger(__name__)
 
@@ -203,6 +207,7 @@ def pretrain_masked_lm(
     valid_fraction: float = 0.1,
     history_path: Path | None = None,
     on_epoch: EpochCallback | None = None,
+    resume_path: str | Path | None = None,
 ) -> TrainResult:
     """Masked-LM pretraining on per-contig token streams (see the module docstring); `k` and `stride` are the
     tokenizer's and set the span length. An epoch draws about as many windows as the training tokens fill.
@@ -258,7 +263,21 @@ def pretrain_masked_lm(
     rows: list[dict[str, float]] = []
     flat = np.concatenate(train_streams)
     stream_lengths = np.array([len(s) for s in train_streams], dtype=np.int64)
-    for epoch in range(1, cfg.epochs + 1):
+    done, stopped, fprint = 0, False, None
+    if resume_path is not None:
+        data = [stream_lengths, flat, valid_inputs, valid_targets]
+        loop = {"loop": "masked_lm", "context": context, "mask_p": mask_p, "span": span}
+        fprint = fingerprint(cfg, data, model, loop)
+        saved = matching_resume_state(resume_path, fprint)
+        if saved is not None:
+            # `rng` draws every window and mask: restoring it makes the resumed epochs draw what they would have.
+            done, rows, stopped = _restore_loop(saved.state, model, stopper, rng)
+            optimizer.load_state_dict(saved.state["optimizer"])
+            if scheduler is not None:
+                scheduler.load_state_dict(saved.state["scheduler"])
+    for epoch in range(done + 1, cfg.epochs + 1):
+        if stopped:
+            break
         started = time.perf_counter()
         model.train()
         ce_sum = torch.zeros((), dtype=torch.float64, device=device)
@@ -278,7 +297,10 @@ def pretrain_masked_lm(
             loss = ce / n_batch.clamp(min=1)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            _clip_and_check(model, loss, cfg.grad_clip, epoch, step + 1, "masked-LM training")
+            try:
+                _clip_and_check(model, loss, cfg.grad_clip, epoch, step + 1, "masked-LM training")
+            except TrainingDivergedError as err:
+                raise _diverged(str(err), epoch - 1, resume_path) from err
             optimizer.step()
             if scheduler is not None:
                 scheduler.step()
@@ -298,11 +320,14 @@ def pretrain_masked_lm(
             "seconds": time.perf_counter() - started,
         }
         rows.append(row)
+        stopped = stopper.update(epoch, valid_loss, model)
+        if resume_path is not None:
+            state = _loop_state(epoch, rows, stopped, model, optimizer, scheduler, stopper, rng)
+            save_resume_state(resume_path, epoch, fprint, state)
         _write_history(rows, history_path)
         log.info("MLM epoch %d: %s", epoch, row)
+        if stopped:
+            log.info("MLM early stop after epoch %d (best epoch %d)", epoch, stopper.best_epoch)
         if on_epoch is not None:
             on_epoch(row)
-        if stopper.update(epoch, valid_loss, model):
-            log.info("MLM early stop after epoch %d (best epoch %d)", epoch, stopper.best_epoch)
-            break
     return stopper.result(model, _write_history(rows, history_path))
