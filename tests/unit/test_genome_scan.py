@@ -50,6 +50,30 @@ def test_one_pass_cnn_scan_equals_scoring_every_window(cnn, monkeypatch, step):
     assert not np.allclose(plus, minus)  # the strands really are scored separately
 
 
+def test_one_pass_scan_halves_its_chunks_when_the_device_runs_out_of_memory(cnn, monkeypatch, caplog):
+    """A GPU too small for a chunk: the scan retries with half-size chunks and gives the same scores."""
+    tokenizer = KmerTokenizer(k=1)
+    sequence = random_genome(4000)
+    expected = score_contig(cnn, tokenizer, sequence, 81, 3, 512, "cpu")
+
+    class SmallDevice:
+        """The CNN on a device that holds at most 1,000 input tokens at once."""
+
+        window_tokens = cnn.window_tokens
+
+        def position_logits(self, chunk):
+            if chunk.shape[1] > 1000:
+                raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+            return cnn.position_logits(chunk)
+
+    with caplog.at_level("WARNING", logger="genolm"):
+        starts, plus, minus = score_contig(SmallDevice(), tokenizer, sequence, 81, 3, 512, "cpu")
+    assert "out of memory" in caplog.text
+    np.testing.assert_array_equal(starts, expected[0])
+    np.testing.assert_allclose(plus, expected[1], atol=1e-6)
+    np.testing.assert_allclose(minus, expected[2], atol=1e-6)
+
+
 def test_contig_shorter_than_the_window_has_no_windows(cnn):
     starts, plus, minus = score_contig(cnn, KmerTokenizer(k=1), "ACGT" * 10, 81, 1, 512, "cpu")
     assert starts.size == plus.size == minus.size == 0

@@ -47,18 +47,23 @@ def convolutional_scores(model: Any, tokenizer: KmerTokenizer, sequence: str, st
     """Window probabilities from one fully convolutional pass per chunk, equal to scoring each window alone.
 
     Needs stride 1 so that every base position starts a token; chunks overlap by a window minus one token so no
-    window is cut at a chunk edge.
+    window is cut at a chunk edge. A device out of memory halves the chunk and retries (genolm.oom).
     """
     import torch
+
+    from genolm.oom import with_oom_backoff
 
     span = model.window_tokens
     tokens = tokenizer.encode(sequence)
     logits = np.empty(max(len(tokens) - span + 1, 0), dtype=np.float64)
+
+    def score_positions(positions: np.ndarray) -> None:
+        first, last = int(positions[0]), int(positions[-1]) + 1
+        chunk = torch.as_tensor(tokens[first : last + span - 1], dtype=torch.long, device=device)[None]
+        logits[first:last] = model.position_logits(chunk)[0].float().cpu().numpy()
+
     with torch.inference_mode():
-        for first in range(0, len(logits), CHUNK_TOKENS):
-            last = min(first + CHUNK_TOKENS, len(logits))
-            chunk = torch.as_tensor(tokens[first : last + span - 1], dtype=torch.long, device=device)[None]
-            logits[first:last] = model.position_logits(chunk)[0].float().cpu().numpy()
+        with_oom_backoff(score_positions, np.arange(len(logits)), CHUNK_TOKENS, what="convolutional genome scan")
     return 1.0 / (1.0 + np.exp(-logits[starts]))
 
 
