@@ -121,7 +121,7 @@ def test_every_stage_leaves_its_outputs(tiny_run):
     missing = [path for path in expected if not (results / path).is_file()]
     assert not missing
     html = (results / "report" / "index.html").read_text()
-    for heading in ("Classifier metrics", "Beside the published", "ROC and training curves", "Language models"):
+    for heading in ("Classifier metrics", "Beside the published", "calibration and training curves", "Language models"):
         assert heading in html
     assert "Genome scans" in html and "Provenance" in html
     assert html.count("data:image/png;base64,") >= 5  # 2 ROC + 2 training curves + at least 1 track

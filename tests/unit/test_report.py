@@ -4,10 +4,17 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pandas as pd
 import pytest
 
-from genolm.report import language_model_figure, language_model_table, model_comparison
+from genolm.report import (
+    calibration_table,
+    confusion_table,
+    language_model_figure,
+    language_model_table,
+    model_comparison,
+)
 
 
 def _history(path, losses):
@@ -49,3 +56,23 @@ def test_model_comparison_names_the_best_model_and_any_rival_that_beats_ulmfit()
     assert table.loc["ecoli", "rival beats ULMFiT"] == "cnn by 0.050"
     assert table.loc["cds", "rival beats ULMFiT"] == "no"
     assert table.loc["ecoli", "baseline_gc_content"] == pytest.approx(0.65)  # shown, but never "best"
+
+
+def test_calibration_table_bins_scores_and_counts_positives():
+    labels = np.array([0, 0, 1, 1, 1, 0, 1, 1])
+    scores = np.array([0.05, 0.15, 0.12, 0.55, 0.58, 0.95, 0.97, 1.0])
+    table = calibration_table(labels, scores, bins=10).set_index("bin")
+    assert list(table.index) == [0, 1, 5, 9]  # empty bins are left out; a score of 1.0 falls in the last bin
+    assert table.loc[1, "n"] == 2 and table.loc[1, "observed"] == pytest.approx(0.5)
+    assert table.loc[5, "predicted"] == pytest.approx(0.565) and table.loc[5, "observed"] == 1.0
+    assert table.loc[9, "observed"] == pytest.approx(2 / 3) and table["n"].sum() == len(labels)
+
+
+def test_confusion_table_takes_each_models_first_seed():
+    rows = []
+    for seed, counts in ((2, (9, 9, 9, 9, 0.9)), (1, (30, 5, 60, 10, 0.42))):
+        for metric, value in zip(("tp", "fp", "tn", "fn", "threshold"), counts, strict=True):
+            rows.append({"task": "ecoli", "model": "cnn", "seed": seed, "metric": metric, "value": value})
+    rows.append({"task": "other", "model": "cnn", "seed": 1, "metric": "tp", "value": 1})
+    table = confusion_table(pd.DataFrame(rows), "ecoli")
+    assert table.to_dict("records") == [{"model": "cnn", "threshold": 0.42, "tp": 30, "fp": 5, "tn": 60, "fn": 10}]

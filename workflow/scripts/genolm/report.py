@@ -23,7 +23,7 @@ import genolm
 from genolm.annotations import TRUTH_TYPES, read_gff3
 from genolm.atomic import write_text_atomic
 from genolm.evaluate import REPORTED_METRICS
-from genolm.metrics import roc_curve
+from genolm.metrics import pr_curve, roc_curve
 from genolm.provenance import git_commit, package_versions, sha256_file
 
 log = logging.getLogger(__name__)
@@ -105,6 +105,61 @@ def roc_figure(task: str, curves: Mapping[str, pd.DataFrame]) -> plt.Figure:
     axis.set(xlabel="false positive rate", ylabel="true positive rate", title=f"{task}: test ROC")
     axis.legend(fontsize=8, loc="lower right")
     return figure
+
+
+def pr_figure(task: str, curves: Mapping[str, pd.DataFrame]) -> plt.Figure:
+    figure, axis = plt.subplots(figsize=(4.8, 4.4))
+    prevalence = 0.0
+    for model, predictions in curves.items():
+        test = predictions[predictions["split"] == "test"]
+        precision, recall, _ = pr_curve(test["label"].to_numpy(), test["score"].to_numpy())
+        axis.plot(recall, precision, label=model, lw=1.5)
+        prevalence = float(test["label"].mean())
+    axis.axhline(prevalence, ls=":", color="grey", lw=1, label="chance (prevalence)")
+    axis.set(xlabel="recall", ylabel="precision", title=f"{task}: test precision-recall", ylim=(0, 1.02))
+    axis.legend(fontsize=8, loc="lower left")
+    return figure
+
+
+def calibration_table(labels: np.ndarray, scores: np.ndarray, bins: int = 10) -> pd.DataFrame:
+    """Reliability diagram data: per equal-width score bin, the mean predicted probability, the observed fraction
+    of positives and the count (empty bins left out)."""
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    index = np.clip(np.digitize(scores, edges[1:-1]), 0, bins - 1)
+    rows = []
+    for b in range(bins):
+        inside = index == b
+        if inside.any():
+            rows.append(
+                {"bin": b, "predicted": float(scores[inside].mean()), "observed": float(labels[inside].mean()),
+                 "n": int(inside.sum())}
+            )  # fmt: skip
+    return pd.DataFrame(rows, columns=["bin", "predicted", "observed", "n"])
+
+
+def calibration_figure(task: str, curves: Mapping[str, pd.DataFrame]) -> plt.Figure:
+    figure, axis = plt.subplots(figsize=(4.8, 4.4))
+    for model, predictions in curves.items():
+        test = predictions[predictions["split"] == "test"]
+        table = calibration_table(test["label"].to_numpy(), test["score"].to_numpy())
+        axis.plot(table["predicted"], table["observed"], marker="o", ms=3, lw=1.2, label=model)
+    axis.plot([0, 1], [0, 1], ls=":", color="grey", lw=1, label="perfectly calibrated")
+    axis.set(xlabel="predicted probability", ylabel="observed fraction positive", title=f"{task}: calibration (test)")
+    axis.legend(fontsize=8, loc="upper left")
+    return figure
+
+
+def confusion_table(metrics: pd.DataFrame, task: str) -> pd.DataFrame:
+    """Test confusion counts at each model's validation-chosen threshold (first seed)."""
+    subset = metrics[(metrics["task"] == task) & metrics["metric"].isin(["threshold", "tp", "fp", "tn", "fn"])]
+    first = subset[subset["seed"] == subset.groupby("model")["seed"].transform("min")]
+    table = first.pivot_table(index="model", columns="metric", values="value", sort=False).reset_index()
+    columns = ["model", "threshold", "tp", "fp", "tn", "fn"]
+    table = table.reindex(columns=columns)
+    for column in ("tp", "fp", "tn", "fn"):
+        table[column] = table[column].astype("Int64")
+    table["threshold"] = table["threshold"].round(4)
+    return table
 
 
 def training_figure(task: str, histories: Mapping[str, pd.DataFrame]) -> plt.Figure:
@@ -340,10 +395,16 @@ def build_report(
         histories = {run["model"]: pd.read_csv(run["history"], sep="\t") for run in chosen}
         curve_parts.append(f"<h3>{html.escape(task)} (seed {first_seed})</h3>")
         curve_parts.append(_figure_html(roc_figure(task, predictions), f"roc_{task}", figures, f"ROC curves {task}"))
+        curve_parts.append(_figure_html(pr_figure(task, predictions), f"pr_{task}", figures, f"PR curves {task}"))
+        curve_parts.append(
+            _figure_html(calibration_figure(task, predictions), f"calibration_{task}", figures, f"calibration {task}")
+        )
+        curve_parts.append("<p>Test confusion counts at each model's validation-chosen threshold:</p>")
+        curve_parts.append(_table_html(confusion_table(metrics, task), baseline_column="model"))
         curve_parts.append(
             _figure_html(training_figure(task, histories), f"training_{task}", figures, f"training curves {task}")
         )
-    sections.append(_section("ROC and training curves", *curve_parts))
+    sections.append(_section("ROC, precision-recall, calibration and training curves", *curve_parts))
 
     if language_models:
         sections.append(
