@@ -18,7 +18,7 @@ import math
 import os
 import random
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -386,6 +386,42 @@ def _log_epoch(label: str, row: dict[str, float], rows: list[dict[str, float]], 
     )
 
 
+# (model, optimizer, scheduler, generator) of a training loop.
+_LoopParts = tuple[
+    nn.Module, torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler | None, np.random.Generator | None
+]
+
+
+def _end_epoch(
+    label: str,
+    rows: list[dict[str, float]],
+    stopped: bool,
+    loop: _LoopParts,
+    stopper: _EarlyStopping,
+    cfg: TrainConfig,
+    *,
+    resume_path: str | Path | None,
+    fprint: Mapping[str, Any] | None,
+    history_path: Path | None,
+    on_epoch: EpochCallback | None,
+) -> None:
+    """What every training loop does once an epoch's row is in `rows` and early stopping has judged it: save the
+    resume state (before `on_epoch`, which may stop the run), write the history, log, then call `on_epoch`.
+    """
+    row = rows[-1]
+    epoch = int(row["epoch"])
+    if resume_path is not None:
+        model, optimizer, scheduler, rng = loop
+        state = _loop_state(epoch, rows, stopped, model, optimizer, scheduler, stopper, rng)
+        save_resume_state(resume_path, epoch, fprint, state)
+    _write_history(rows, history_path)
+    _log_epoch(label, row, rows, cfg.epochs)
+    if stopped:
+        log.info("%s: early stop after epoch %d (best epoch %d)", label, epoch, stopper.best_epoch)
+    if on_epoch is not None:
+        on_epoch(row)
+
+
 # -------------------------------------------------------------------------------------------- classification
 
 
@@ -508,15 +544,10 @@ def train_classifier(
                 rows.append(row)
                 # Stop only once every group trains: frozen ULMFiT stages are not judged on their own.
                 stopped = stopper.update(epoch, row["valid_loss"], model) and n_trainable == len(groups)
-                if resume_path is not None:
-                    state = _loop_state(epoch, rows, stopped, model, optimizer, scheduler, stopper, rng)
-                    save_resume_state(resume_path, epoch, fprint, state)
-                _write_history(rows, history_path)
-                _log_epoch("epoch", row, rows, cfg.epochs)
-                if stopped:
-                    log.info("early stop after epoch %d (best epoch %d)", epoch, stopper.best_epoch)
-                if on_epoch is not None:
-                    on_epoch(row)
+                _end_epoch(
+                    "epoch", rows, stopped, (model, optimizer, scheduler, rng), stopper, cfg,
+                    resume_path=resume_path, fprint=fprint, history_path=history_path, on_epoch=on_epoch,
+                )  # fmt: skip
     finally:
         _set_trainable(groups, len(groups))
     return stopper.result(model, _write_history(rows, history_path))
@@ -811,13 +842,8 @@ def pretrain_language_model(
         }
         rows.append(row)
         stopped = stopper.update(epoch, valid_loss, lm)
-        if resume_path is not None:
-            state = _loop_state(epoch, rows, stopped, lm, optimizer, scheduler, stopper, None)
-            save_resume_state(resume_path, epoch, fprint, state)
-        _write_history(rows, history_path)
-        _log_epoch("LM epoch", row, rows, cfg.epochs)
-        if stopped:
-            log.info("LM early stop after epoch %d (best epoch %d)", epoch, stopper.best_epoch)
-        if on_epoch is not None:
-            on_epoch(row)
+        _end_epoch(
+            "LM epoch", rows, stopped, (lm, optimizer, scheduler, None), stopper, cfg,
+            resume_path=resume_path, fprint=fprint, history_path=history_path, on_epoch=on_epoch,
+        )  # fmt: skip
     return stopper.result(lm, _write_history(rows, history_path))

@@ -43,7 +43,7 @@ from genolm.train import (
     _configure_threads,
     _diverged,
     _EarlyStopping,
-    _loop_state,
+    _end_epoch,
     _make_scheduler,
     _param_groups,
     _Progress,
@@ -53,7 +53,7 @@ from genolm.train import (
     seed_everything,
     select_device,
 )
-from genolm.train_state import fingerprint, matching_resume_state, save_resume_state
+from genolm.train_state import fingerprint, matching_resume_state
 
 log = logging.getLogger(__name__)
 
@@ -321,13 +321,8 @@ def pretrain_masked_lm(
         }
         rows.append(row)
         stopped = stopper.update(epoch, valid_loss, model)
-        if resume_path is not None:
-            state = _loop_state(epoch, rows, stopped, model, optimizer, scheduler, stopper, rng)
-            save_resume_state(resume_path, epoch, fprint, state)
-        _write_history(rows, history_path)
-        log.info("MLM epoch %d: %s", epoch, row)
-        if stopped:
-            log.info("MLM early stop after epoch %d (best epoch %d)", epoch, stopper.best_epoch)
-        if on_epoch is not None:
-            on_epoch(row)
+        _end_epoch(
+            "MLM epoch", rows, stopped, (model, optimizer, scheduler, rng), stopper, cfg,
+            resume_path=resume_path, fprint=fprint, history_path=history_path, on_epoch=on_epoch,
+        )  # fmt: skip
     return stopper.result(model, _write_history(rows, history_path))
