@@ -1,7 +1,38 @@
+# scan.parts > 1 scatters the scoring of each genome over that many jobs (disjoint runs of windows, see
+# genolm.scan_blocks); scan_genome then gathers their scores and calls elements, equal to a single job.
+scattergather:
+    scan=config["scan"]["parts"],
+
+
+rule score_genome_part:
+    input:
+        checkpoint=lambda wildcards: scan_model_files(wildcards)["checkpoint"],
+        fasta=genome_fasta,
+    output:
+        scores=temp("results/scan/{genome}/{task}/{model}/parts/{scatteritem}.npz"),
+    log:
+        "logs/score_genome_part/{genome}_{task}_{model}_{scatteritem}.log",
+    benchmark:
+        "benchmarks/score_genome_part/{genome}_{task}_{model}_{scatteritem}.tsv"
+    conda:
+        ENV_TORCH
+    threads: 2
+    resources:
+        gpu=1,
+    params:
+        step=lambda wildcards: config["tasks"][wildcards.task]["scan"]["step"],
+        batch_size=config["scan"]["batch_size"],
+        device=config["device"],
+        max_n_fraction=config["scan"]["max_n_fraction"],
+    script:
+        "../scripts/score_genome_part.py"
+
+
 rule scan_genome:
     input:
         unpack(scan_model_files),
         fasta=genome_fasta,
+        parts=scan_parts,
     output:
         bed="results/scan/{genome}/{task}/{model}/calls.bed.gz",
         bed_index="results/scan/{genome}/{task}/{model}/calls.bed.gz.tbi",
@@ -19,11 +50,13 @@ rule scan_genome:
         ENV_TORCH
     threads: 2
     resources:
-        gpu=1,
+        gpu=lambda wildcards: 0 if scan_parts(wildcards) else 1,
     params:
         task=lambda wildcards: config["tasks"][wildcards.task],
         batch_size=config["scan"]["batch_size"],
         device=config["device"],
+        max_n_fraction=config["scan"]["max_n_fraction"],
+        bedgraph_bin=config["scan"]["bedgraph_bin"],
     script:
         "../scripts/scan_genome.py"
 
@@ -31,6 +64,7 @@ rule scan_genome:
 rule evaluate_scan:
     input:
         gff="results/scan/{genome}/{task}/{model}/calls.gff3.gz",
+        scores="results/scan/{genome}/{task}/{model}/scores.npz",
         truth=lambda wildcards: genome_truth(wildcards.genome),
     output:
         evaluation="results/scan/{genome}/{task}/{model}/evaluation.tsv",

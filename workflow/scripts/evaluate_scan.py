@@ -1,4 +1,5 @@
-"""Rule evaluate_scan: genome-scan calls against the known elements (genolm.genome_scan)."""
+"""Rule evaluate_scan: genome-scan calls (and, for promoters, window scores) against the known elements
+(genolm.genome_scan)."""
 
 from genolm.genome_scan import evaluate_scan
 from genolm.runtime import run_step
@@ -11,4 +12,5 @@ if __name__ == "__main__":
         truth_gff=snakemake.input.truth,
         task=dict(snakemake.params.task),
         output=snakemake.output.evaluation,
+        scores=snakemake.input.scores,
     )

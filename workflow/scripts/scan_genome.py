@@ -1,4 +1,5 @@
-"""Rule scan_genome: both strands of a genome with one classifier; indexed BED, GFF3, bedGraph (genolm.genome_scan)."""
+"""Rule scan_genome: both strands of a genome with one classifier, or the gather of its scattered parts; indexed
+BED, GFF3, bedGraph (genolm.genome_scan)."""
 
 from genolm.genome_scan import scan_genome
 from genolm.runtime import run_step
@@ -18,4 +19,7 @@ if __name__ == "__main__":
         model_name=snakemake.wildcards.model,
         batch_size=int(snakemake.params.batch_size),
         device=snakemake.params.device,
+        parts=list(snakemake.input.parts),
+        max_n_fraction=float(snakemake.params.max_n_fraction),
+        bedgraph_bin=int(snakemake.params.bedgraph_bin),
     )

@@ -115,7 +115,7 @@ def _evaluate(args: argparse.Namespace) -> None:
 
 def _scan(args: argparse.Namespace) -> None:
     from genolm.checkpoint import read_checkpoint_meta
-    from genolm.genome_scan import scan_genome
+    from genolm.genome_scan import output_paths, scan_genome
 
     meta = read_checkpoint_meta(args.checkpoint)
     trained_on = meta.get("task") or {}
@@ -130,13 +130,7 @@ def _scan(args: argparse.Namespace) -> None:
     task = {"kind": kind, "strand_specific": strand_specific, "scan": scan}
     prefix = Path(args.out)
     prefix.mkdir(parents=True, exist_ok=True)
-    outputs = {
-        "bed": prefix / "calls.bed.gz",
-        "gff": prefix / "calls.gff3.gz",
-        "bedgraph": prefix / "scores.bedgraph.gz",
-        "scores": prefix / "scores.npz",
-        "summary": prefix / "summary.tsv",
-    }
+    outputs = output_paths(prefix)
     summary = scan_genome(
         args.fasta,
         args.checkpoint,

@@ -48,8 +48,10 @@ def user_errors() -> Iterator[None]:
         raise
 
 
-def run_step(step: Callable[..., T], log_path: str | Path | None, threads: int | None = None, **kwargs) -> T:
-    """Run one pipeline step the way every rule script does: logging to the rule's log, threads, clear errors."""
+def run_step(step: Callable[..., T], log_path: str | Path | None, /, threads: int | None = None, **kwargs) -> T:
+    """Run one pipeline step the way every rule script does: logging to the rule's log, threads, clear errors.
+
+    `step` and `log_path` are positional-only, so a step may itself take arguments of those names."""
     configure_logging(log_path)
     set_threads(threads)
     with user_errors():

@@ -31,9 +31,11 @@ __all__ = [
     "evaluate_points",
     "iter_windows",
     "model_scorer",
+    "non_acgt_fraction",
     "peak_points",
     "scan_contigs",
     "scan_sequence",
+    "score_windows",
     "write_bed",
     "write_bedgraph",
     "write_bedgraph_tracks",
@@ -91,6 +93,8 @@ class Call:
     kind: str
     n_windows: int = 1
     window: int = 0
+    # Extra GFF3 attributes (key, value), e.g. the terminal inverted repeats of an IS call.
+    attributes: tuple[tuple[str, str], ...] = ()
 
 
 def iter_windows(contig_len: int, window: int, step: int) -> np.ndarray:
@@ -111,11 +115,15 @@ def iter_windows(contig_len: int, window: int, step: int) -> np.ndarray:
     return starts
 
 
-def _non_acgt_fraction(seq: str, starts: np.ndarray, window: int) -> np.ndarray:
-    """Fraction of non-ACGT bases in each window, through a cumulative sum of per-base flags."""
-    raw = np.frombuffer(seq.encode("ascii"), dtype=np.uint8)
-    bad = ~np.isin(raw, np.frombuffer(b"ACGT", dtype=np.uint8))
-    csum = np.r_[0, np.cumsum(bad, dtype=np.int64)]
+_ACGT_FLAGS = np.zeros(256, dtype=bool)
+_ACGT_FLAGS[list(b"ACGT")] = True
+
+
+def non_acgt_fraction(seq: str, starts: np.ndarray, window: int) -> np.ndarray:
+    """Fraction of non-ACGT bases (N, IUPAC codes; ``seq`` is upper-case) in each window ``[s, s + window)``."""
+    bad = ~_ACGT_FLAGS[np.frombuffer(seq.encode("ascii"), dtype=np.uint8)]
+    csum = np.zeros(bad.size + 1, dtype=np.int64)
+    np.cumsum(bad, out=csum[1:])
     return (csum[starts + window] - csum[starts]) / window
 
 
@@ -130,6 +138,36 @@ def _score_batch(scorer: Scorer, windows: list[str], name: str, first_start: int
     if not np.isfinite(out).all():
         raise GenolmError(f"{name}: scorer returned a non-finite score in the batch starting at {first_start}")
     return out
+
+
+def score_windows(
+    seq: str,
+    starts: np.ndarray,
+    scorer: Scorer,
+    window: int,
+    batch_size: int = 512,
+    *,
+    max_n_fraction: float = 1.0,
+    name: str = "sequence",
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(plus, minus)`` scores of the windows of upper-case ``seq`` starting at ``starts`` (see scan_sequence)."""
+    if batch_size < 1:
+        raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
+    starts = np.asarray(starts, dtype=np.int64)
+    plus = np.full(starts.size, np.nan)
+    minus = np.full(starts.size, np.nan)
+    if starts.size == 0:
+        return plus, minus
+    scored = np.flatnonzero(non_acgt_fraction(seq, starts, window) <= max_n_fraction)
+    rc = _reverse_complement(seq)
+    n = len(seq)
+    for b in range(0, scored.size, batch_size):
+        idx = scored[b : b + batch_size]
+        batch = starts[idx].tolist()
+        plus[idx] = _score_batch(scorer, [seq[s : s + window] for s in batch], name, batch[0])
+        # The reverse complement of forward [s, s+w) is rc[n-s-w : n-s].
+        minus[idx] = _score_batch(scorer, [rc[n - s - window : n - s] for s in batch], name, batch[0])
+    return plus, minus
 
 
 def scan_sequence(
@@ -152,19 +190,7 @@ def scan_sequence(
         raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
     seq = seq.upper()
     starts = iter_windows(len(seq), window, step)
-    plus = np.full(starts.size, np.nan)
-    minus = np.full(starts.size, np.nan)
-    if starts.size == 0:
-        return starts, plus, minus
-    scored = np.flatnonzero(_non_acgt_fraction(seq, starts, window) <= max_n_fraction)
-    rc = _reverse_complement(seq)
-    n = len(seq)
-    for b in range(0, scored.size, batch_size):
-        idx = scored[b : b + batch_size]
-        batch = starts[idx].tolist()
-        plus[idx] = _score_batch(scorer, [seq[s : s + window] for s in batch], name, batch[0])
-        # The reverse complement of forward [s, s+w) is rc[n-s-w : n-s].
-        minus[idx] = _score_batch(scorer, [rc[n - s - window : n - s] for s in batch], name, batch[0])
+    plus, minus = score_windows(seq, starts, scorer, window, batch_size, max_n_fraction=max_n_fraction, name=name)
     return starts, plus, minus
 
 
