@@ -14,12 +14,17 @@ report: "workflow/report/workflow.rst"
 
 
 include: "workflow/rules/common.smk"
+include: "workflow/rules/common_amr_reads.smk"
+include: "workflow/rules/common_homology.smk"
 include: "workflow/rules/download.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/tokenize.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/scan.smk"
+include: "workflow/rules/annotate.smk"
+include: "workflow/rules/reads.smk"
+include: "workflow/rules/homology.smk"
 include: "workflow/rules/report.smk"
 
 
@@ -27,3 +32,6 @@ rule all:
     default_target: True
     input:
         final_outputs(),
+        amr_outputs(),
+        reads_outputs(),
+        homology_outputs(),

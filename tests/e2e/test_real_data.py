@@ -123,3 +123,24 @@ def test_cross_dataset_overlap_is_reported(data_run):
     assert pair["exact"] >= 794  # CNNProm's E. coli promoters are mostly iPromoter-2L positives
     unrelated = table[(table["task_a"] == "bsubtilis") & (table["task_b"] == "is")].iloc[0]
     assert unrelated["exact"] == 0
+
+
+def test_cross_validation_folds_partition_the_set(data_run):
+    """ipromotercv (5-fold CV): every sequence is tested in exactly one fold, never trained on in that fold."""
+    tested: list[str] = []
+    for fold in range(1, 6):
+        folder = data_run / "results" / "data" / f"ipromotercvfold{fold}"
+        splits = {name: pd.read_csv(folder / f"{name}.tsv", sep="\t")["id"] for name in ("train", "valid", "test")}
+        assert not set(splits["test"]) & (set(splits["train"]) | set(splits["valid"]))
+        assert 0.18 < len(splits["test"]) / sum(len(ids) for ids in splits.values()) < 0.22
+        tested += list(splits["test"])
+    assert len(tested) == len(set(tested))
+    assert len(tested) > 5_700  # 5,720 published, one duplicate positive dropped
+
+
+def test_human_nontata_set_is_resplit_from_the_official_test_split(data_run):
+    summary = pd.read_csv(data_run / "results" / "data" / "humannontata" / "summary.tsv", sep="\t")
+    assert summary["count"].sum() > 9_000  # 9,034 published, exact duplicates dropped
+    test = pd.read_csv(data_run / "results" / "data" / "humannontata" / "test.tsv", sep="\t")
+    assert set(test["sequence"].str.len()) == {251}
+    assert 0.18 < len(test) / 9_034 < 0.22

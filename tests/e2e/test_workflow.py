@@ -54,6 +54,27 @@ def test_dry_run_of_every_shipped_config(config, tmp_path):
         assert rule in result.stdout
 
 
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda c: c["tasks"]["promoter"].update(models=["cnn", "nosuch"]), "names unknown model 'nosuch'"),
+        (lambda c: c["tasks"]["promoter"].update(split={"folds": 2}), "split.folds needs a real source"),
+        (lambda c: c["models"]["cnn"].update(seeds=[]), "seeds"),
+    ],
+)
+def test_cross_references_in_the_config_are_checked_before_any_job(tmp_path, change, message):
+    import yaml
+
+    config = yaml.safe_load(TINY.read_text())
+    change(config)
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    result = snakemake("--configfile", str(path), "--directory", str(tmp_path), "--dry-run", "--cores", "1")
+    assert result.returncode != 0
+    assert message in result.stdout + result.stderr
+    assert not (tmp_path / "results").exists()
+
+
 def test_a_bad_config_stops_before_any_job(tmp_path):
     result = snakemake(
         "--configfile",
@@ -110,6 +131,8 @@ def test_every_stage_leaves_its_outputs(tiny_run):
         "train/is/cnn/seed1/history.tsv",
         "train/is/cnn/seed1/config.yaml",
         "evaluate/promoter/cnn/seed1/predictions.tsv",
+        "evaluate/is/transformer/seed1/embedding_2d.tsv",
+        "evaluate/promoter/ulmfit/seed1/embeddings.npz",
         "tables/metrics.tsv",
         "tables/summary.tsv",
         "scan/demo/promoter/cnn/calls.bed.gz",
@@ -117,16 +140,37 @@ def test_every_stage_leaves_its_outputs(tiny_run):
         "scan/demo/is/cnn/scores.bedgraph.gz",
         "scan/demo/is/cnn/evaluation.tsv",
         "report/index.html",
+        "report/benchmarks.md",
+        "annotate/demo/demo_annotation.gff3",
+        "annotate/demo/is/cnn/is_amr_calls.tsv",
+        "annotate/demo/is/cnn/amr_genes.tsv",
+        "homology/demo/calls.gff3.gz.tbi",
+        "homology/demo/evaluation.tsv",
     ]
     missing = [path for path in expected if not (results / path).is_file()]
     assert not missing
     html = (results / "report" / "index.html").read_text()
-    for heading in ("Classifier metrics", "Beside the published", "calibration and training curves", "Language models"):
+    for heading in (
+        "Classifier metrics",
+        "Beside the published",
+        "calibration and training curves",
+        "Language models",
+        "Classifier embeddings (t-SNE)",
+        "Runtime per stage",
+        "IS calls near antimicrobial-resistance genes",
+    ):
         assert heading in html
     assert "Genome scans" in html and "Provenance" in html
     assert html.count("data:image/png;base64,") >= 5  # 2 ROC + 2 training curves + at least 1 track
     assert (tiny_run / "logs" / "train_classifier" / "promoter_cnn_seed1.log").stat().st_size > 0
     assert (tiny_run / "benchmarks" / "scan_genome" / "demo_is_cnn.tsv").is_file()
+    assert (tiny_run / "benchmarks" / "build_task_dataset").is_dir() or (tiny_run / "benchmarks" / "make_demo").is_dir()
+    homology = pd.read_csv(results / "homology" / "demo" / "evaluation.tsv", sep="\t").set_index("metric")["value"]
+    assert float(homology["recall"]) > 0.9  # the demo's own IS families are its library
+    assert (tiny_run / "benchmarks" / "score_genome_part").is_dir()  # scan.parts: 2 scatters the scans
+    markdown = (results / "report" / "benchmarks.md").read_text()
+    assert "| promoter | demo split |" in markdown and "## Runtime" in markdown
+    assert not (tiny_run / "docs").exists()  # docs/benchmarks.md only where report.docs asks for it
 
 
 @pytest.mark.e2e

@@ -15,8 +15,10 @@ from genolm.published import (
     COMPARISON_COLUMNS,
     PUBLISHED_COLUMNS,
     SCHEMA_PATH,
+    benchmarks_of,
     compare_with_published,
     comparison_markdown,
+    read_comparison,
     read_published_metrics,
 )
 from genolm.sources.catalog import SOURCE_KINDS
@@ -191,7 +193,7 @@ def test_comparison_joins_best_published_to_best_of_ours(published):
     # mcc: the cnn's mean over seeds beats the ulmfit's; the baseline's 0.99 is ignored
     assert mcc["model"] == "cnn"
     assert mcc["benchmark"] == "cnnprom_ecoli"
-    assert mcc["split"] == "random"
+    assert mcc["split"] == "random split"
     assert mcc["value"] == pytest.approx(MCC + 0.05)
     assert mcc["seeds"] == 2
     assert mcc["published_value"] == pytest.approx(0.871)
@@ -211,7 +213,7 @@ def test_comparison_joins_best_published_to_best_of_ours(published):
     assert recall["outside_ci"] is False
 
     # same benchmark through the leakage-aware task; no interval means no verdict
-    assert strict["split"] == "cluster"
+    assert strict["split"] == "cluster split"
     assert strict["value"] == pytest.approx(0.50)
     assert pd.isna(strict["outside_ci"])
 
@@ -235,7 +237,36 @@ def test_markdown_has_header_and_joined_rows(published):
     assert lines[0].startswith("| task (split) | benchmark | metric | ours | model | 95% CI (first seed) |")
     assert set(lines[1]) == {"|", "-"}
     assert len(lines) == 2 + 3
-    mcc_line = next(line for line in lines if line.startswith("| ecoli (random) | cnnprom_ecoli | mcc |"))
+    mcc_line = next(line for line in lines if line.startswith("| ecoli (random split) | cnnprom_ecoli | mcc |"))
     assert f"| {MCC + 0.05:.3f} | cnn | [0.400, 0.700] | 2 | 0.871 | Genomic-ULMFiT |" in mcc_line
     assert f"| {MCC + 0.05 - 0.871:+.3f} | yes |" in mcc_line
     assert "| n/a |" in lines[-1]  # the interval-less ecolistrict row
+
+
+def test_comparison_round_trips_through_its_tsv(published, tmp_path):
+    table = compare_with_published(metric_table(), published, TASKS)
+    path = tmp_path / "comparison.tsv"
+    table.to_csv(path, sep="\t", index=False)
+    again = read_comparison(path)
+    assert again["outside_ci"].tolist() == table["outside_ci"].tolist()
+    assert comparison_markdown(again) == comparison_markdown(table)
+
+
+def test_a_source_joins_the_benchmarks_filed_under_other_names(published):
+    rows = [
+        ("human", "cnn", 1, "mcc", 0.8, 0.75, 0.85),
+        ("human", "cnn", 1, "accuracy", 0.9, 0.88, 0.92),
+    ]
+    ours = pd.DataFrame(rows, columns=["task", "model", "seed", "metric", "value", "ci_low", "ci_high"])
+    figures = pd.concat(
+        [
+            published.iloc[:1].assign(benchmark="cnnprom_human_nontata", metric="mcc", value=0.89),
+            published.iloc[:1].assign(benchmark="genomic_benchmarks_human_nontata_promoters", metric="accuracy"),
+        ],
+        ignore_index=True,
+    )
+    tasks = {"human": {"source": "genomic_benchmarks_human_nontata", "split": {"method": "random"}}}
+    table = compare_with_published(ours, figures, tasks).set_index("metric")
+    assert table.loc["mcc", "benchmark"] == "cnnprom_human_nontata"
+    assert table.loc["accuracy", "benchmark"] == "genomic_benchmarks_human_nontata_promoters"
+    assert benchmarks_of("cnnprom_ecoli") == ("cnnprom_ecoli",)

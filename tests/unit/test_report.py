@@ -76,3 +76,88 @@ def test_confusion_table_takes_each_models_first_seed():
     rows.append({"task": "other", "model": "cnn", "seed": 1, "metric": "tp", "value": 1})
     table = confusion_table(pd.DataFrame(rows), "ecoli")
     assert table.to_dict("records") == [{"model": "cnn", "threshold": 0.42, "tp": 30, "fp": 5, "tn": 60, "fn": 10}]
+
+
+def _write(path, frame):
+    frame.to_csv(path, sep="\t", index=False)
+    return str(path)
+
+
+def test_report_pools_folds_plots_embeddings_and_writes_the_markdown_tables(tmp_path):
+    from genolm.benchmarks_doc import model_table, runtime_table
+    from genolm.cv import expand_folds
+    from genolm.report import build_report
+
+    tasks = expand_folds(
+        {
+            "plain": {"source": "cnnprom_ecoli", "split": {"method": "random"}},
+            "cv": {"source": "cnnprom_bsubtilis", "split": {"method": "random", "folds": 2}},
+        }
+    )
+    rng = np.random.default_rng(0)
+    rows, runs, embeddings = [], [], []
+    for task in tasks:
+        for model, mcc in (("cnn", 0.8 if task != "cvfold2" else 0.6), ("baseline_gc_content", 0.1)):
+            rows += [(task, model, 1, "mcc", mcc, mcc - 0.1, mcc + 0.1), (task, model, 1, "tp", 5.0, np.nan, np.nan)]
+        labels = rng.integers(0, 2, 30)
+        predictions = pd.DataFrame(
+            {"id": [f"s{i}" for i in range(30)], "split": "test", "label": labels, "score": rng.random(30)}
+        )
+        history = pd.DataFrame({"epoch": [1, 2], "train_loss": [0.7, 0.5], "valid_loss": [0.69, 0.6]})
+        runs.append(
+            {
+                "task": task,
+                "model": "cnn",
+                "seed": 1,
+                "predictions": _write(tmp_path / f"{task}_pred.tsv", predictions),
+                "history": _write(tmp_path / f"{task}_hist.tsv", history),
+            }
+        )
+        projection = predictions[["id", "label"]].assign(x=rng.random(30), y=rng.random(30))
+        if task != "cvfold2":
+            embeddings.append(
+                {"task": task, "model": "cnn", "projection": _write(tmp_path / f"{task}_proj.tsv", projection)}
+            )
+    metrics = pd.DataFrame(rows, columns=["task", "model", "seed", "metric", "value", "ci_low", "ci_high"])
+    timing = pd.DataFrame({"s": [12.5], "max_rss": [100.0]})
+    (tmp_path / "train_classifier").mkdir()
+    timing_path = _write(tmp_path / "train_classifier" / "plain_cnn_seed1.tsv", timing)
+    markdown = tmp_path / "docs" / "benchmarks.md"
+    build_report(
+        metrics_path=_write(tmp_path / "metrics.tsv", metrics),
+        html_path=tmp_path / "index.html",
+        figures_dir=tmp_path / "figures",
+        runs=runs,
+        scans=[],
+        config={"tasks": tasks, "models": {"cnn": {"arch": "cnn"}}},
+        region={},
+        timing_paths=[timing_path],
+        embeddings=embeddings,
+        markdown_paths=[markdown],
+        command="snakemake --configfile config/benchmarks.yaml",
+    )
+    page = (tmp_path / "index.html").read_text()
+    assert "<h3>cv (random 2-fold CV)</h3>" in page and "cvfold2" not in page.split("Provenance")[0]
+    assert (tmp_path / "figures" / "embeddings_plain.png").exists()
+    assert (tmp_path / "figures" / "embeddings_cvfold1.png").exists()
+    assert (tmp_path / "figures" / "roc_cvfold1.png").exists()
+    assert not (tmp_path / "figures" / "roc_cvfold2.png").exists()
+    assert "snakemake --configfile config/benchmarks.yaml" in page
+    text = markdown.read_text()
+    assert "snakemake --configfile config/benchmarks.yaml" in text
+    assert "| cv | random 2-fold CV | **0.700** | 0.100 |" in text  # mean of the folds' 0.8 and 0.6
+    assert "| plain | random split | **0.800** | 0.100 |" in text
+    assert "| train_classifier | 1 | 12 |" in text
+    assert model_table(metrics, tasks).splitlines()[0] == "| task | protocol | cnn | baseline_gc_content |"
+    assert "all timed jobs" in runtime_table(pd.DataFrame({"step": ["a/x", "a/y"], "seconds": [1.0, 2.0]}))
+
+
+def test_benchmark_steps_keep_the_rule_and_the_whole_job_name(tmp_path):
+    from genolm.report import _benchmark_step, benchmark_files
+
+    assert _benchmark_step("/x/benchmarks/download_dataset/isfinder/IS.fna.tsv") == "download_dataset/isfinder/IS.fna"
+    assert _benchmark_step("benchmarks/train_classifier/ecoli_cnn_seed1.tsv") == "train_classifier/ecoli_cnn_seed1"
+    (tmp_path / "benchmarks" / "a" / "b").mkdir(parents=True)
+    (tmp_path / "benchmarks" / "a" / "b" / "c.tsv").write_text("s\n1\n")
+    assert [p.name for p in benchmark_files(tmp_path / "benchmarks")] == ["c.tsv"]
+    assert benchmark_files(tmp_path / "missing") == []

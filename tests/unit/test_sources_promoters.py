@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import logging
 import random
+import re
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,7 @@ import pytest
 from genolm.errors import ConfigError, InputFormatError
 from genolm.seqio import reverse_complement
 from genolm.sources.cds_windows import cds_start_windows
+from genolm.sources.labelled_csv import read_labelled_csv
 from genolm.sources.labelled_fasta import read_labelled_fasta
 from genolm.sources.promoters import PROMOTER_SOURCES, build_promoter_source
 from genolm.sources.regulondb import read_regulondb, regulondb_tss_windows
@@ -318,4 +320,44 @@ def test_registry_checks_names_inputs_and_params(tmp_path):
         "ipromoter2l_ecoli",
         "regulondb_sigma70",
         "ulmfit_cds_ecoli",
+        "genomic_benchmarks_human_nontata",
     }
+
+
+def test_genomic_benchmarks_csv_has_the_published_test_counts(shared_data):
+    path = shared_data / "genomic_benchmarks" / "sequences" / "human_nontata_promoters_test.csv.gz"
+    table = build_promoter_source("genomic_benchmarks_human_nontata", {"table": path})
+    counts = table["label"].value_counts()
+    # 4,915 promoters and 4,119 non-promoters as published; exact duplicates collapse to one
+    assert 4_900 <= counts[1] <= 4_915
+    assert 4_100 <= counts[0] <= 4_119
+    assert set(table["sequence"].str.len()) == {251}
+    assert table["id"].is_unique
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("sequence,label\nACGT,1\n", "line 1: expected the header"),
+        ("seq,label\nACGT,2\n", "line 2: label must be 0 or 1"),
+        ("seq,label\nACGT,1\nAC-T,0\n", "line 3: illegal sequence character '-' at column 3"),
+        ("seq,label\n,1\n", "line 2: empty sequence"),
+        ("seq,label\n", "no sequences"),
+        ("seq,label\nACGT,1,extra\n", "line 2: expected 2 fields"),
+    ],
+)
+def test_bad_labelled_csv_names_file_and_line(tmp_path, text, problem):
+    path = tmp_path / "bad.csv"
+    path.write_text(text)
+    with pytest.raises(InputFormatError, match=re.escape(problem)) as error:
+        read_labelled_csv(path, source="gb")
+    assert str(path) in str(error.value)
+
+
+def test_labelled_csv_upper_cases_and_reads_crlf_and_gzip(tmp_path):
+    path = tmp_path / "ok.csv.gz"
+    with gzip.open(path, "wt", newline="") as handle:
+        handle.write("seq,label\r\nacgtn,1\r\nGGCCA,0\r\n")
+    table = read_labelled_csv(path, source="gb")
+    assert table["sequence"].tolist() == ["ACGTN", "GGCCA"]
+    assert table["id"].tolist() == ["gb_pos_line2", "gb_neg_line3"]

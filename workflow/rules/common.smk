@@ -1,5 +1,7 @@
 """Config validation, names and path helpers shared by every rule file. Logic lives in the genolm package."""
 
+import os
+import shlex
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -11,8 +13,13 @@ validate(config, schema="../schemas/config.schema.yaml")
 # The genolm package sits next to the rule scripts; make it importable here without installing it.
 sys.path.insert(0, str(Path(workflow.basedir) / "workflow" / "scripts"))
 
+from genolm.cv import expand_folds, origin_task
 from genolm.download import read_sheet
 from genolm.sources.catalog import SOURCE_KINDS, source_files
+
+# Cross-validated tasks become one task per fold; the tasks as written stay in USER_TASKS for name checks.
+USER_TASKS = list(config["tasks"])
+config["tasks"] = expand_folds(config["tasks"])
 
 
 def shipped_path(path):
@@ -29,6 +36,38 @@ SPLITS = ["train", "valid", "test"]
 TASKS = list(config["tasks"])
 MODELS = list(config["models"])
 SEEDS = [str(seed) for seed in config["seeds"]]
+
+
+def model_seeds(model):
+    """A model's training seeds: its own `seeds`, else the top-level ones."""
+    return [
+        str(seed) for seed in config["models"][model].get("seeds") or config["seeds"]
+    ]
+
+
+def task_models(task):
+    """The models trained on a task: its `models` list, else every model."""
+    return config["tasks"][task].get("models") or MODELS
+
+
+def runs():
+    """Every (task, model, seed) the config trains, in config order."""
+    return [
+        (task, model, seed)
+        for task in TASKS
+        for model in task_models(task)
+        for seed in model_seeds(model)
+    ]
+
+
+def run_paths(pattern):
+    """`pattern` with {task}, {model} and {seed} filled in for every run."""
+    return [
+        pattern.format(task=task, model=model, seed=seed)
+        for task, model, seed in runs()
+    ]
+
+
 GENOMES = list(config["genomes"])
 DEMO_TASKS = [
     name for name, task in config["tasks"].items() if task["source"] == "demo"
@@ -65,7 +104,7 @@ def _check_names():
                 f"config: models.{model}.finetune (ULMFiT stage 2) needs arch awd_lstm and a pretrain block"
             )
         for task in settings["task_params"]:
-            if task not in config["tasks"]:
+            if task not in USER_TASKS:
                 raise ValueError(
                     f"config: models.{model}.task_params names unknown task '{task}'"
                 )
@@ -76,6 +115,17 @@ def _check_names():
                 f"config: tasks.{name}.kind is '{task['kind']}' but source '{task['source']}' "
                 f"builds {SOURCE_KINDS[task['source']]} data"
             )
+    for name, task in config["tasks"].items():
+        if task.get("cv") and task["source"] == "demo":
+            raise ValueError(
+                f"config: tasks.{origin_task(name, task)}.split.folds needs a real source; the demo's "
+                "splits come from the demo generator"
+            )
+        for model in task.get("models") or []:
+            if model not in MODELS:
+                raise ValueError(
+                    f"config: tasks.{origin_task(name, task)}.models names unknown model '{model}'"
+                )
     for key, known in (("genomes", GENOMES), ("models", MODELS), ("tasks", TASKS)):
         for name in config["scan"][key]:
             if name not in known:
@@ -103,7 +153,10 @@ wildcard_constraints:
 def model_for_task(model, task):
     """A model's settings with its per-task parameter overrides applied."""
     settings = dict(config["models"][model])
-    settings["params"] = {**settings["params"], **settings["task_params"].get(task, {})}
+    overrides = settings["task_params"].get(
+        origin_task(task, config["tasks"][task]), {}
+    )
+    settings["params"] = {**settings["params"], **overrides}
     return settings
 
 
@@ -236,11 +289,21 @@ def task_source_files(wildcards):
 
 def scan_model_files(wildcards):
     """The first seed's checkpoint and metrics (its validation threshold) of the model that scans."""
-    seed = SEEDS[0]
+    seed = model_seeds(wildcards.model)[0]
     return {
         "checkpoint": f"results/train/{wildcards.task}/{wildcards.model}/seed{seed}/model.safetensors",
         "metrics": f"results/evaluate/{wildcards.task}/{wildcards.model}/seed{seed}/metrics.tsv",
     }
+
+
+def scan_parts(wildcards):
+    """Scattered score files of a scan (scattergather `scan`, from scan.parts); none when it runs as one job."""
+    paths = scatter.scan(
+        "results/scan/{{genome}}/{{task}}/{{model}}/parts/{scatteritem}.npz"
+    )
+    if len(paths) < 2:
+        return []
+    return [path.format(**wildcards) for path in paths]
 
 
 def scan_prefixes():
@@ -281,19 +344,17 @@ def report_runs():
             "predictions": f"results/evaluate/{task}/{model}/seed{seed}/predictions.tsv",
             "history": f"results/train/{task}/{model}/seed{seed}/history.tsv",
         }
-        for task in TASKS
-        for model in MODELS
-        for seed in SEEDS
+        for task, model, seed in runs()
     ]
 
 
 def report_language_models():
     """One entry per language model of the first seed: genome pretraining, then each task's fine-tuning."""
-    seed = SEEDS[0]
     entries = []
     for model, settings in config["models"].items():
         if not settings["pretrain"]:
             continue
+        seed = model_seeds(model)[0]
         stride = settings["tokenizer"]["stride"]
         entries.append(
             {
@@ -312,8 +373,39 @@ def report_language_models():
                     "objective": "next",
                 }
                 for task in TASKS
+                if model in task_models(task)
             ]
     return entries
+
+
+def report_embeddings():
+    """t-SNE projections for the report: each model's first seed on each task (fold 1 of a cross-validation)."""
+    if not config["report"]["embedding_points"]:
+        return []
+    return [
+        {
+            "task": task,
+            "model": model,
+            "projection": f"results/evaluate/{task}/{model}/seed{seed}/embedding_2d.tsv",
+        }
+        for task, model, seed in runs()
+        if seed == model_seeds(model)[0]
+        and config["tasks"][task].get("cv", {}).get("fold", 1) == 1
+    ]
+
+
+def report_markdown_outputs():
+    """The benchmark tables as Markdown: always beside the report, and at `report.docs` when set."""
+    outputs = {"markdown": "results/report/benchmarks.md"}
+    if config["report"]["docs"]:
+        outputs["markdown_docs"] = config["report"]["docs"]
+    return outputs
+
+
+# How this run was started, for the report and docs/benchmarks.md: Snakemake's own command line, handed to jobs
+# through the environment (not `params`, which would rerun the report whenever the command line changes). Jobs that
+# parse this file again (cluster jobs) keep the value they inherited.
+os.environ.setdefault("GENOLM_COMMAND", " ".join(shlex.quote(arg) for arg in sys.argv))
 
 
 def report_scans():
@@ -354,24 +446,19 @@ def report_data_files():
 
 def report_timings():
     """Benchmark files of the expensive rules, for the report's runtime table."""
-    timings = [
-        f"benchmarks/train_classifier/{task}_{model}_seed{seed}.tsv"
-        for task in TASKS
-        for model in MODELS
-        for seed in SEEDS
-    ]
-    timings += [
-        f"benchmarks/pretrain_lm/{model}_seed{seed}.tsv"
-        for model in MODELS
-        if config["models"][model]["pretrain"]
-        for seed in SEEDS
-    ]
+    timings = run_paths("benchmarks/train_classifier/{task}_{model}_seed{seed}.tsv")
+    trained = runs()
+    timings += sorted(
+        {
+            f"benchmarks/pretrain_lm/{model}_seed{seed}.tsv"
+            for _, model, seed in trained
+            if config["models"][model]["pretrain"]
+        }
+    )
     timings += [
         f"benchmarks/finetune_lm/{task}_{model}_seed{seed}.tsv"
-        for task in TASKS
-        for model in MODELS
+        for task, model, seed in trained
         if config["models"][model]["finetune"]
-        for seed in SEEDS
     ]
     timings += [
         f"benchmarks/scan_genome/{genome}_{task}_{model}.tsv"

@@ -10,6 +10,8 @@ rule make_demo:
         ),
     log:
         "logs/make_demo/demo.log",
+    benchmark:
+        "benchmarks/make_demo/demo.tsv"
     conda:
         ENV_DATA
     params:
@@ -34,6 +36,8 @@ rule build_task_dataset:
         ),
     log:
         "logs/build_task_dataset/{task}.log",
+    benchmark:
+        "benchmarks/build_task_dataset/{task}.tsv"
     wildcard_constraints:
         task="|".join(SOURCE_TASKS) or "no-source-task",
     conda:
@@ -56,6 +60,8 @@ rule assemble_genome:
         truth="results/data/genomes/{genome}/truth.gff3",
     log:
         "logs/assemble_genome/{genome}.log",
+    benchmark:
+        "benchmarks/assemble_genome/{genome}.tsv"
     conda:
         ENV_DATA
     script:
@@ -73,6 +79,8 @@ rule dataset_overlap:
         ),
     log:
         "logs/dataset_overlap/all.log",
+    benchmark:
+        "benchmarks/dataset_overlap/all.tsv"
     conda:
         ENV_DATA
     params:

@@ -14,6 +14,8 @@ rule download_dataset:
         "resources/downloads/datasets/{dataset}/{file}",
     log:
         "logs/download_dataset/{dataset}/{file}.log",
+    benchmark:
+        "benchmarks/download_dataset/{dataset}/{file}.tsv"
     conda:
         ENV_DATA
     params:
@@ -29,6 +31,8 @@ rule download_genome:
         genbank="resources/downloads/genomes/{accession}.gb",
     log:
         "logs/download_genome/{accession}.log",
+    benchmark:
+        "benchmarks/download_genome/{accession}.tsv"
     conda:
         ENV_DATA
     params:
@@ -45,6 +49,8 @@ rule download_reads_paired:
         ],
     log:
         "logs/download_reads/{run}.log",
+    benchmark:
+        "benchmarks/download_reads/{run}.tsv"
     conda:
         ENV_DATA
     params:
@@ -59,6 +65,8 @@ rule download_reads_single:
         reads=["resources/downloads/sra/{run}/{run}.fastq.gz"],
     log:
         "logs/download_reads/{run}.log",
+    benchmark:
+        "benchmarks/download_reads/{run}.tsv"
     conda:
         ENV_DATA
     params:

@@ -8,6 +8,8 @@ rule evaluate_classifier:
         metrics="results/evaluate/{task}/{model}/seed{seed}/metrics.tsv",
     log:
         "logs/evaluate_classifier/{task}_{model}_seed{seed}.log",
+    benchmark:
+        "benchmarks/evaluate_classifier/{task}_{model}_seed{seed}.tsv"
     conda:
         ENV_TORCH
     params:
@@ -19,6 +21,27 @@ rule evaluate_classifier:
         "../scripts/evaluate_classifier.py"
 
 
+rule embed_classifier:
+    input:
+        checkpoint="results/train/{task}/{model}/seed{seed}/model.safetensors",
+        test=lambda wildcards: task_tokens(wildcards)["test"],
+    output:
+        embeddings="results/evaluate/{task}/{model}/seed{seed}/embeddings.npz",
+        projection="results/evaluate/{task}/{model}/seed{seed}/embedding_2d.tsv",
+    log:
+        "logs/embed_classifier/{task}_{model}_seed{seed}.log",
+    benchmark:
+        "benchmarks/embed_classifier/{task}_{model}_seed{seed}.tsv"
+    conda:
+        ENV_TORCH
+    params:
+        seed=lambda wildcards: int(wildcards.seed),
+        max_points=config["report"]["embedding_points"],
+        device=config["device"],
+    script:
+        "../scripts/embed_classifier.py"
+
+
 rule evaluate_baselines:
     input:
         tables=expand("results/data/{{task}}/{split}.tsv", split=SPLITS),
@@ -26,6 +49,8 @@ rule evaluate_baselines:
         metrics="results/evaluate/{task}/baselines/metrics.tsv",
     log:
         "logs/evaluate_baselines/{task}.log",
+    benchmark:
+        "benchmarks/evaluate_baselines/{task}.tsv"
     conda:
         ENV_DATA
     params:
@@ -38,12 +63,7 @@ rule evaluate_baselines:
 
 rule collect_metrics:
     input:
-        models=expand(
-            "results/evaluate/{task}/{model}/seed{seed}/metrics.tsv",
-            task=TASKS,
-            model=MODELS,
-            seed=SEEDS,
-        ),
+        models=run_paths("results/evaluate/{task}/{model}/seed{seed}/metrics.tsv"),
         baselines=expand("results/evaluate/{task}/baselines/metrics.tsv", task=TASKS),
     output:
         table=report(
@@ -58,6 +78,8 @@ rule collect_metrics:
         ),
     log:
         "logs/collect_metrics/all.log",
+    benchmark:
+        "benchmarks/collect_metrics/all.tsv"
     conda:
         ENV_DATA
     script:
@@ -66,12 +88,7 @@ rule collect_metrics:
 
 rule compare_published:
     input:
-        models=expand(
-            "results/evaluate/{task}/{model}/seed{seed}/metrics.tsv",
-            task=TASKS,
-            model=MODELS,
-            seed=SEEDS,
-        ),
+        models=run_paths("results/evaluate/{task}/{model}/seed{seed}/metrics.tsv"),
         published=shipped_path(config["published_metrics"]),
     output:
         table=report(
@@ -82,6 +99,8 @@ rule compare_published:
         markdown="results/tables/published_comparison.md",
     log:
         "logs/compare_published/all.log",
+    benchmark:
+        "benchmarks/compare_published/all.tsv"
     conda:
         ENV_DATA
     params:

@@ -12,7 +12,12 @@ rule build_report:
         evaluations=scan_evaluations(),
         timings=report_timings(),
         data=report_data_files(),
+        amr=report_amr_files(),
+        reads=[entry["summary"] for entry in report_reads()],
+        homology=report_homology_files(),
+        embeddings=[entry["projection"] for entry in report_embeddings()],
     output:
+        **report_markdown_outputs(),
         html="results/report/index.html",
         figures=report(
             directory("results/report/figures"),
@@ -28,6 +33,10 @@ rule build_report:
         runs=report_runs(),
         language_models=report_language_models(),
         scans=report_scans(),
+        embeddings=report_embeddings(),
+        amr=report_amr(),
+        reads=report_reads(),
+        homology=report_homology(),
         config=config,
         region={key: value for key, value in config["report"].items()},
     script:

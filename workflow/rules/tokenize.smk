@@ -8,6 +8,8 @@ rule tokenize_dataset:
         vocab="results/tokens/{task}/k{k}_s{stride}/vocab.json",
     log:
         "logs/tokenize_dataset/{task}_k{k}_s{stride}.log",
+    benchmark:
+        "benchmarks/tokenize_dataset/{task}_k{k}_s{stride}.tsv"
     conda:
         ENV_DATA
     params:
@@ -25,6 +27,8 @@ rule tokenize_corpus:
         corpus="results/tokens/corpus/{genome}/k{k}_s{stride}.npz",
     log:
         "logs/tokenize_corpus/{genome}_k{k}_s{stride}.log",
+    benchmark:
+        "benchmarks/tokenize_corpus/{genome}_k{k}_s{stride}.tsv"
     conda:
         ENV_DATA
     script:

@@ -1,5 +1,7 @@
 """Rule build_report: the self-contained HTML report of the whole run (genolm.report)."""
 
+import os
+
 from genolm.report import build_report
 from genolm.runtime import run_step
 
@@ -20,4 +22,11 @@ if __name__ == "__main__":
         overlap_path=snakemake.input.overlap,
         timing_paths=list(snakemake.input.timings),
         data_files=list(snakemake.input.data),
+        amr=list(snakemake.params.amr),
+        reads=list(snakemake.params.reads),
+        homology=list(snakemake.params.homology),
+        embeddings=list(snakemake.params.embeddings),
+        markdown_paths=[path for key, path in snakemake.output.items() if key.startswith("markdown")],
+        command=os.environ.get("GENOLM_COMMAND", ""),
+        benchmark_dir="benchmarks",
     )

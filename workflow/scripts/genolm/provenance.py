@@ -12,7 +12,17 @@ from typing import Any
 
 import genolm
 
-_PACKAGES = ("torch", "numpy", "pandas", "pysam", "biopython", "matplotlib", "safetensors", "snakemake")
+_PACKAGES = (
+    "torch",
+    "numpy",
+    "pandas",
+    "pysam",
+    "biopython",
+    "matplotlib",
+    "safetensors",
+    "snakemake",
+    "scikit-learn",
+)
 
 
 def sha256_file(path: str | Path, chunk_size: int = 1 << 20) -> str:
@@ -34,8 +44,10 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
-def git_commit(directory: str | Path = ".") -> str:
-    """The checkout's commit (with '-dirty' when it has changes), or 'unknown' outside git."""
+def git_commit(directory: str | Path | None = None) -> str:
+    """The commit of the checkout holding `directory` (default: genolm's own source, wherever the run's working
+    directory is), with '-dirty' when it has changes, or 'unknown' outside git."""
+    directory = Path(__file__).resolve().parent if directory is None else directory
     try:
         commit = subprocess.run(
             ["git", "rev-parse", "HEAD"],
@@ -56,6 +68,43 @@ def git_commit(directory: str | Path = ".") -> str:
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return f"{commit}-dirty" if dirty else commit
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine_description() -> dict[str, str]:
+    """The machine a figure was measured on: CPU model and the cores this process may use, memory, GPU."""
+    import os
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    try:
+        memory = f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB"
+    except (ValueError, OSError, AttributeError):
+        memory = "unknown"
+    gpu = "none"
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            gpu = ", ".join(torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count()))
+    except ImportError:
+        gpu = "unknown (torch absent)"
+    return {
+        "system": f"{platform.system()} {platform.release()}",
+        "cpu": _cpu_model(),
+        "cores": str(cores),
+        "memory": memory,
+        "gpu": gpu,
+    }
 
 
 def input_checksums(inputs: Mapping[str, str | Path]) -> dict[str, dict[str, str]]:

@@ -20,6 +20,7 @@ import pandas as pd
 import yaml
 
 from genolm.atomic import atomic_writer, write_text_atomic
+from genolm.cv import origin_task, pool_folds, protocol
 from genolm.errors import ConfigError, InputFormatError
 from genolm.evaluate import METRIC_COLUMNS, REPORTED_METRICS, read_metric_tables
 
@@ -58,6 +59,7 @@ COMPARISON_COLUMNS = (
     "difference",
     "outside_ci",
     "seeds",
+    "folds",
 )
 
 
@@ -150,13 +152,31 @@ def read_published_metrics(path: str | Path, schema: str | Path = SCHEMA_PATH) -
     return table
 
 
+# Task sources whose published figures go by other benchmark names. Genomic Benchmarks' human_nontata_promoters set
+# is CNNProm's human non-TATA set re-mapped to GRCh38 (its docs say so), so both papers' figures describe it.
+SOURCE_BENCHMARKS: dict[str, tuple[str, ...]] = {
+    "genomic_benchmarks_human_nontata": ("genomic_benchmarks_human_nontata_promoters", "cnnprom_human_nontata"),
+}
+
+
+def benchmarks_of(source: str) -> tuple[str, ...]:
+    """The benchmark names in the published table that a task source's figures are filed under."""
+    return SOURCE_BENCHMARKS.get(source, (source,))
+
+
 def _task_source(name: str, settings: Mapping[str, Any]) -> tuple[str, str]:
     source = settings.get("source") if isinstance(settings, Mapping) else None
     if not source:
         raise ConfigError(f"tasks.{name}: no 'source'; cannot join the task to published figures")
-    split = settings.get("split")
-    method = split.get("method", "") if isinstance(split, Mapping) else ""
-    return str(source), str(method)
+    return str(source), protocol(settings)
+
+
+def _user_tasks(tasks: Mapping[str, Mapping[str, Any]]) -> dict[str, Mapping[str, Any]]:
+    """Tasks as the user wrote them: the fold tasks of a cross-validation collapse into their task."""
+    users: dict[str, Mapping[str, Any]] = {}
+    for name, settings in tasks.items():
+        users.setdefault(origin_task(name, settings), settings)
+    return users
 
 
 def compare_with_published(
@@ -169,7 +189,8 @@ def compare_with_published(
 
     - the best published value (highest; all reported metrics are higher-is-better; ties keep the first row),
     - our best model by mean over seeds (ties broken by model name), its mean, and the number of seeds,
-    - the 95% bootstrap interval of that model's first (lowest) seed,
+    - the 95% bootstrap interval of that model's first (lowest) seed; for a cross-validated task (fold tasks
+      pooled by `genolm.cv.pool_folds`) the mean over folds and its +/- 1.96 SE interval,
     - ``difference`` = ours - published, and ``outside_ci``: the published value lies outside that interval
       (missing where the interval is unknown).
 
@@ -182,18 +203,19 @@ def compare_with_published(
     if missing:
         raise InputFormatError(f"published metrics: missing column(s) {', '.join(missing)}")
 
+    ours = pool_folds(ours, tasks)
     candidates = ours[
         ~ours["model"].astype(str).str.startswith("baseline")
         & ours["metric"].isin(REPORTED_METRICS)
         & ours["value"].notna()
     ]
     rows = []
-    for task, settings in tasks.items():
-        benchmark, split = _task_source(task, settings)
-        figures = published[published["benchmark"] == benchmark]
+    for task, settings in _user_tasks(tasks).items():
+        source, split = _task_source(task, settings)
+        figures = published[published["benchmark"].isin(benchmarks_of(source))]
         mine = candidates[candidates["task"] == task]
         if figures.empty or mine.empty:
-            log.debug("task %s (%s): nothing to compare", task, benchmark)
+            log.debug("task %s (%s): nothing to compare", task, source)
             continue
         for metric in REPORTED_METRICS:
             theirs = figures[figures["metric"] == metric]
@@ -209,7 +231,7 @@ def compare_with_published(
             outside = pd.NA if math.isnan(low) or math.isnan(high) else bool(reference < low or reference > high)
             rows.append(
                 {
-                    "benchmark": benchmark,
+                    "benchmark": best_published["benchmark"],
                     "task": task,
                     "split": split,
                     "metric": metric,
@@ -225,10 +247,11 @@ def compare_with_published(
                     "difference": value - reference,
                     "outside_ci": outside,
                     "seeds": int(runs["seed"].nunique()),
+                    "folds": int(runs["folds"].iloc[0]),
                 }
             )
     table = pd.DataFrame(rows, columns=list(COMPARISON_COLUMNS))
-    return table.astype({"outside_ci": "boolean", "seeds": "int64"})
+    return table.astype({"outside_ci": "boolean", "seeds": "int64", "folds": "int64"})
 
 
 def _cell(value: Any) -> str:
@@ -248,7 +271,7 @@ def comparison_markdown(table: pd.DataFrame) -> str:
         "ours",
         "model",
         "95% CI (first seed)",
-        "seeds",
+        "seeds x folds",
         "published",
         "method",
         "protocol",
@@ -270,7 +293,7 @@ def comparison_markdown(table: pd.DataFrame) -> str:
             _fmt(row.value),
             row.model,
             f"[{_fmt(row.ci_low)}, {_fmt(row.ci_high)}]",
-            row.seeds,
+            f"{row.seeds} x {row.folds}" if row.folds > 1 else row.seeds,
             published,
             row.published_method,
             row.published_protocol,
@@ -295,3 +318,13 @@ def write_published_comparison(
         table.to_csv(handle, sep="\t", index=False, float_format="%.6g")
     write_text_atomic(markdown_path, comparison_markdown(table))
     return table
+
+
+def read_comparison(path: str | Path) -> pd.DataFrame:
+    """A comparison TSV written by `write_published_comparison`, with its booleans and counts typed again."""
+    table = pd.read_csv(path, sep="\t", dtype={"outside_ci": "string"}, keep_default_na=False, na_values=[""])
+    missing = sorted(set(COMPARISON_COLUMNS) - set(table.columns))
+    if missing:
+        raise InputFormatError(f"{path}: not a published comparison (missing {', '.join(missing)})")
+    outside = table["outside_ci"].map({"True": True, "False": False}, na_action="ignore")
+    return table.assign(outside_ci=outside.astype("boolean"))

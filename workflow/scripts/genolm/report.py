@@ -22,9 +22,11 @@ import yaml
 import genolm
 from genolm.annotations import TRUTH_TYPES, read_gff3
 from genolm.atomic import write_text_atomic
+from genolm.benchmarks_doc import benchmarks_markdown
+from genolm.cv import origin_task, pool_folds, protocol
 from genolm.evaluate import REPORTED_METRICS
 from genolm.metrics import pr_curve, roc_curve
-from genolm.provenance import git_commit, package_versions, sha256_file
+from genolm.provenance import git_commit, machine_description, package_versions, sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -276,17 +278,99 @@ def track_figure(
     return figure, contig
 
 
+def embedding_figure(task: str, projections: Mapping[str, pd.DataFrame]) -> plt.Figure:
+    """One t-SNE panel per model: the test sequences' classifier embeddings, coloured by class."""
+    n = max(len(projections), 1)
+    figure, axes = plt.subplots(1, n, figsize=(3.4 * n, 3.3), squeeze=False)
+    for ax, (model, table) in zip(axes[0], projections.items(), strict=False):
+        for label, colour, name in ((0, "#8a9bb0", "negative"), (1, "#c0392b", "positive")):
+            chosen = table[table["label"] == label]
+            ax.scatter(chosen["x"], chosen["y"], s=5, alpha=0.6, color=colour, label=f"{name} ({len(chosen)})")
+        ax.set_title(f"{task}: {model}", fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.legend(fontsize=7, loc="best", markerscale=2)
+    figure.tight_layout()
+    return figure
+
+
+def binned_max(positions: np.ndarray, values: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Maximum of ``values`` in each bin of ``edges`` by (sorted) ``positions``; NaN where no scored window falls."""
+    n_bins = len(edges) - 1
+    out = np.full(n_bins, np.nan)
+    if positions.size == 0:
+        return out
+    index = np.clip(np.searchsorted(edges, positions, side="right") - 1, 0, n_bins - 1)
+    firsts = np.flatnonzero(np.r_[True, index[1:] != index[:-1]])
+    out[index[firsts]] = np.fmax.reduceat(np.asarray(values, dtype=np.float64), firsts)
+    return out
+
+
+def genome_overview_figure(
+    scan: Mapping[str, Any],
+    scores: Mapping[str, Any],
+    truth: pd.DataFrame | None,
+    bins: int = 500,
+    max_contigs: int = 8,
+) -> plt.Figure:
+    """Every replicon end to end: the best window score of each strand per bin (plus strand up, minus strand down),
+    the validation threshold, and the known elements as ticks on the axis. The longest ``max_contigs`` are shown."""
+    window = scores["window"]
+    scanned = [(name, arrays) for name, arrays in scores["contigs"].items() if arrays[0].size]
+    scanned = sorted(scanned, key=lambda item: -int(item[1][0][-1]))[:max_contigs]
+    figure, axes = plt.subplots(max(len(scanned), 1), 1, figsize=(10, 0.8 + 1.4 * max(len(scanned), 1)), squeeze=False)
+    for axis, (contig, (starts, plus, minus)) in zip(axes[:, 0], scanned, strict=False):
+        length = int(starts[-1]) + window  # the last window is aligned to the contig end
+        edges = np.linspace(0, length, min(bins, starts.size) + 1)
+        centres = starts + window / 2
+        for values, sign, colour in ((plus, 1, "C0"), (minus, -1, "C3")):
+            best = binned_max(centres, values, edges)
+            axis.stairs(sign * np.nan_to_num(best), edges, fill=True, color=colour, lw=0)
+            axis.axhline(sign * scores["threshold"], color="grey", ls=":", lw=0.8)
+        if truth is not None:
+            known = truth[truth["contig"] == contig]
+            middles = (known["start"] + known["end"]) / 2
+            axis.vlines(middles, -0.12, 0.12, color="black", lw=0.8)
+        axis.axhline(0, color="black", lw=0.5)
+        axis.set_xlim(0, length)
+        axis.set_ylim(-1.05, 1.05)
+        axis.set_yticks([-1, 0, 1], ["1 (-)", "0", "1 (+)"], fontsize=7)
+        axis.set_ylabel(f"{contig}\n{length:,} bp", fontsize=8)
+        axis.tick_params(axis="x", labelsize=7)
+    axes[-1, 0].set_xlabel("position (bp)")
+    title = (
+        f"{scan['genome']} / {scan['task']} / {scan['model']}: best window score per bin "
+        "(+ strand up, - strand down; ticks: known elements)"
+    )
+    axes[0, 0].set_title(title, fontsize=9)
+    figure.tight_layout()
+    return figure
+
+
 def _read_tsv(path: str | Path | None) -> pd.DataFrame:
     return pd.read_csv(path, sep="\t") if path else pd.DataFrame()
 
 
+def _benchmark_step(path: str | Path) -> str:
+    """'rule/job' from a Snakemake benchmark path benchmarks/<rule>/<job>.tsv (job names may hold slashes)."""
+    parts = Path(path).with_suffix("").parts
+    start = len(parts) - 1 - parts[::-1].index("benchmarks") if "benchmarks" in parts else len(parts) - 3
+    return "/".join(parts[start + 1 :])
+
+
+def benchmark_files(directory: str | Path) -> list[Path]:
+    """Every Snakemake benchmark file under `directory`, sorted: the timings of all jobs run in this directory."""
+    root = Path(directory)
+    return sorted(root.rglob("*.tsv")) if root.is_dir() else []
+
+
 def _timings(paths: Sequence[str | Path]) -> pd.DataFrame:
     rows = []
-    for path in paths:
+    for path in dict.fromkeys(str(path) for path in paths):
         table = pd.read_csv(path, sep="\t")
         rows.append(
             {
-                "step": f"{Path(path).parent.name}/{Path(path).stem}",
+                "step": _benchmark_step(path),
                 "seconds": round(float(table["s"].iloc[0]), 1),
                 "max_rss_mb": table["max_rss"].iloc[0] if "max_rss" in table else "",
             }
@@ -296,6 +380,91 @@ def _timings(paths: Sequence[str | Path]) -> pd.DataFrame:
 
 def _section(title: str, *parts: str) -> str:
     return f"<h2>{html.escape(title)}</h2>\n" + "\n".join(parts)
+
+
+def _amr_parts(entries: Sequence[Mapping[str, Any]], figures: Path) -> list[str]:
+    """Per genome scan: replicon summary, AMR genes with their nearest IS call, the nearest calls, two figures."""
+    from genolm.amr import call_table_for_report, distance_figure, replicon_map_figure
+
+    parts = [
+        '<p class="note">AMR genes are annotated CDS matched by resources/amr_gene_patterns.tsv (AMRFinderPlus '
+        "classes; regulators, broad efflux pumps, biocide/metal and mobile-element genes excluded). Distances are bp "
+        "between call and gene (0 = touching or overlapping), the shorter way round a circular replicon. is_side: "
+        "where the IS lies from the gene, along the gene's strand; gene_side and orientation need a stranded IS call "
+        "(genolm's IS scans are strand-agnostic, so they read unknown). Coordinates are 0-based half-open.</p>"
+    ]
+    for entry in entries:
+        label = f"{entry['genome']} / {entry['task']} / {entry['model']}"
+        near = int(entry["near_bp"])
+        by_call, by_gene = _read_tsv(entry["calls"]), _read_tsv(entry["genes"])
+        replicons = _read_tsv(entry["replicons"])
+        parts.append(f"<h3>{html.escape(label)}</h3>")
+        if entry.get("synthetic"):
+            parts.append(
+                '<p class="note">Demo genome: its AMR genes are synthetic labels on random ORFs (the CDS nearest each '
+                "copy of one IS family, and every 40th CDS), a check of the plumbing, not biology.</p>"
+            )
+        parts.append(_table_html(replicons))
+        gene_columns = ["contig", "start", "end", "strand", "gene", "product", "amr_class", "nearest_call",
+                        "distance_bp", "is_side", "orientation", "calls_near"]  # fmt: skip
+        parts.append("<p>AMR genes and their nearest IS call (at most 50):</p>")
+        parts.append(_table_html(by_gene[gene_columns].head(50) if len(by_gene) else by_gene))
+        parts.append(f"<p>IS calls within {near:,} bp of an AMR gene, nearest first (at most 25):</p>")
+        parts.append(_table_html(call_table_for_report(by_call, near) if len(by_call) else by_call))
+        slug = f"{entry['genome']}_{entry['task']}_{entry['model']}"
+        parts.append(
+            _figure_html(distance_figure(by_call, by_gene, label, near), f"amr_distance_{slug}", figures, label)
+        )
+        map_figure = replicon_map_figure(by_call, by_gene, replicons, label)
+        parts.append(_figure_html(map_figure, f"amr_map_{slug}", figures, f"IS calls and AMR genes {label}"))
+    return parts
+
+
+def _reads_parts(entries: Sequence[Mapping[str, Any]]) -> list[str]:
+    """One table: per read set, task and model, how many reads (or pairs) carry a signal."""
+    table = pd.concat([_read_tsv(entry["summary"]) for entry in entries], ignore_index=True)
+    columns = ["sample", "task", "model", "layout", "units", "units_scored", "units_positive", "fraction_positive",
+               "reads_short", "reads_too_short", "window", "threshold", "max_score"]  # fmt: skip
+    return [
+        '<p class="note">Units are reads (single-end) or read pairs; a pair is positive when either mate is. A read '
+        "longer than the model window is scored as windows of that length on both strands (its best window counts); "
+        "a shorter one (reads_short) is scored whole, an input shorter than any the model saw in training; reads "
+        "under readscan.min_length are not scored. The threshold is the classifier's validation-chosen one. "
+        "Positive reads are in results/reads/{sample}/{task}/{model}/positives.fasta.gz.</p>",
+        _table_html(table[[column for column in columns if column in table]]),
+    ]
+
+
+HOMOLOGY_METRICS = ("n_calls", "n_truth", "tp", "recall", "precision", "fdr")
+
+
+def homology_comparison(entry: Mapping[str, Any]) -> pd.DataFrame:
+    """One genome's IS calls against its known elements: the homology caller, then every IS model scan."""
+    evaluations = [("homology (ISfinder k-mers)", entry["evaluation"])]
+    evaluations += [(f"{scan['task']} / {scan['model']}", scan["evaluation"]) for scan in entry["scans"]]
+    rows = []
+    for caller, path in evaluations:
+        values = _read_tsv(path).set_index("metric")["value"]
+        row = {"caller": caller, **{metric: float(values[metric]) for metric in HOMOLOGY_METRICS}}
+        rows.append({**row, "criterion": values["criterion"]})
+    return pd.DataFrame(rows).round(3)
+
+
+def _homology_parts(entries: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Per genome: the homology caller's summary, and its evaluation beside the IS model scans'."""
+    parts = [
+        '<p class="note">The homology caller (genolm.is_homology, no BLAST) calls IS elements where a genome shares '
+        "canonical k-mers with an IS library (ISfinder; the demo genome: its own IS families), chained along one "
+        "element and strand; calls are in results/homology/{genome}/calls.{bed,gff3}.gz with the element, family, "
+        "group, strand and an identity estimate. Recall, precision and FDR use the model scans' criterion. Known "
+        "elements are the genome's annotation: real IS copies it does not list count as false calls.</p>"
+    ]
+    for entry in entries:
+        parts.append(f"<h3>{html.escape(entry['genome'])}</h3>")
+        parts.append(_table_html(_read_tsv(entry["summary"])))
+        if entry.get("evaluation"):
+            parts.append("<p>Against the known IS elements:</p>" + _table_html(homology_comparison(entry)))
+    return parts
 
 
 def build_report(
@@ -312,11 +481,22 @@ def build_report(
     overlap_path: str | Path | None = None,
     timing_paths: Sequence[str | Path] = (),
     data_files: Sequence[str | Path] = (),
+    amr: Sequence[Mapping[str, Any]] = (),
+    reads: Sequence[Mapping[str, Any]] = (),
+    homology: Sequence[Mapping[str, Any]] = (),
+    embeddings: Sequence[Mapping[str, Any]] = (),
+    markdown_paths: Sequence[str | Path] = (),
+    command: str = "",
+    benchmark_dir: str | Path | None = None,
 ) -> None:
     figures = Path(figures_dir)
     figures.mkdir(parents=True, exist_ok=True)
-    metrics = pd.read_csv(metrics_path, sep="\t")
-    tasks = list(dict.fromkeys(run["task"] for run in runs))
+    task_settings = config.get("tasks", {})
+    # Fold tasks of a cross-validation are pooled into their task for every table; curves show the first fold.
+    metrics = pool_folds(pd.read_csv(metrics_path, sep="\t"), task_settings)
+    run_tasks = list(dict.fromkeys(run["task"] for run in runs))
+    tasks = list(dict.fromkeys(origin_task(task, task_settings.get(task, {})) for task in run_tasks))
+    curve_tasks = [task for task in run_tasks if task_settings.get(task, {}).get("cv", {}).get("fold", 1) == 1]
     sections = []
 
     sections.append(
@@ -347,8 +527,9 @@ def build_report(
         sections.append(_section("Labelled data", *parts))
 
     metric_parts = []
+    protocols = {origin_task(name, settings): protocol(settings) for name, settings in task_settings.items()}
     for task in tasks:
-        metric_parts.append(f"<h3>{html.escape(task)}</h3>")
+        metric_parts.append(f"<h3>{html.escape(task)} ({html.escape(protocols.get(task, 'split'))})</h3>")
         metric_parts.append(_table_html(metric_overview(metrics, task), baseline_column="model"))
     pretrained = [
         name
@@ -369,7 +550,7 @@ def build_report(
         if len(published):
             shown = published[
                 ["benchmark", "task", "split", "metric", "published_value", "published_method", "published_protocol",
-                 "model", "value", "ci_low", "ci_high", "difference", "outside_ci"]
+                 "model", "value", "ci_low", "ci_high", "difference", "outside_ci", "seeds", "folds"]
             ]  # fmt: skip
             body = _table_html(shown.round(3))
         else:
@@ -379,15 +560,16 @@ def build_report(
                 "Beside the published figures",
                 '<p class="note">For each benchmark and metric: the best published figure '
                 "(resources/published_metrics.tsv: source, protocol and how each was obtained), our best model (mean "
-                "over seeds), the first seed's bootstrap 95% interval and whether the published value lies outside it. "
-                "Published protocols differ from ours where the split column says cluster: those tasks keep "
-                "near-duplicates out of the test split.</p>",
+                "over seeds), the first seed's bootstrap 95% interval (for a k-fold cross-validation: ± 1.96 standard "
+                "errors over folds) and whether the published value lies outside it. The split column says how ours "
+                "was measured, published_protocol how theirs was: a cluster split keeps near-duplicates out of the "
+                "test split, which the published random splits did not.</p>",
                 body,
             )
         )
 
     curve_parts = []
-    for task in tasks:
+    for task in curve_tasks:
         task_runs = [run for run in runs if run["task"] == task]
         first_seed = min(run["seed"] for run in task_runs)
         chosen = [run for run in task_runs if run["seed"] == first_seed]
@@ -405,6 +587,23 @@ def build_report(
             _figure_html(training_figure(task, histories), f"training_{task}", figures, f"training curves {task}")
         )
     sections.append(_section("ROC, precision-recall, calibration and training curves", *curve_parts))
+
+    if embeddings:
+        embedding_parts = [
+            '<p class="note">t-SNE of what each classifier\'s output layer reads, for test sequences of its first '
+            "seed (at most report.embedding_points per panel, drawn at random). Separated colours mean the model "
+            "has learnt features that tell the classes apart; t-SNE distances between clusters mean little.</p>"
+        ]
+        for task in dict.fromkeys(entry["task"] for entry in embeddings):
+            projections = {
+                entry["model"]: pd.read_csv(entry["projection"], sep="\t")
+                for entry in embeddings
+                if entry["task"] == task
+            }
+            embedding_parts.append(
+                _figure_html(embedding_figure(task, projections), f"embeddings_{task}", figures, f"t-SNE {task}")
+            )
+        sections.append(_section("Classifier embeddings (t-SNE)", *embedding_parts))
 
     if language_models:
         sections.append(
@@ -435,8 +634,16 @@ def build_report(
         figure, _ = track_figure(scan, scores, truth, region)
         name = f"track_{scan['genome']}_{scan['task']}_{scan['model']}"
         scan_parts.append(_figure_html(figure, name, figures, f"score track {label}"))
+        overview = genome_overview_figure(scan, scores, truth)
+        scan_parts.append(_figure_html(overview, f"overview_{name[6:]}", figures, f"genome overview {label}"))
     if scan_parts:
         sections.append(_section("Genome scans (both strands)", *scan_parts))
+    if amr:
+        sections.append(_section("IS calls near antimicrobial-resistance genes", *_amr_parts(amr, figures)))
+    if reads:
+        sections.append(_section("Sequencing reads", *_reads_parts(reads)))
+    if homology:
+        sections.append(_section("Homology IS caller beside the model scans", *_homology_parts(homology)))
 
     provenance_parts = [
         f"<p>genolm {html.escape(genolm.__version__)}, git commit <code>{html.escape(git_commit())}</code>.</p>",
@@ -445,8 +652,23 @@ def build_report(
     if data_files:
         checksums = pd.DataFrame([(str(path), sha256_file(path)) for path in data_files], columns=["file", "sha256"])
         provenance_parts.append("<p>Data checksums:</p>" + _table_html(checksums))
+    timing_paths = [*timing_paths, *(benchmark_files(benchmark_dir) if benchmark_dir else [])]
+    timings = _timings(timing_paths) if timing_paths else pd.DataFrame(columns=["step", "seconds", "max_rss_mb"])
+    timings = timings.drop_duplicates("step")
     if timing_paths:
-        provenance_parts.append("<p>Runtime of the expensive steps:</p>" + _table_html(_timings(timing_paths)))
+        per_rule = timings.assign(rule=timings["step"].str.split("/").str[0]).groupby("rule", sort=False)
+        provenance_parts.append(
+            "<p>Runtime per stage (Snakemake benchmark files, summed over jobs):</p>"
+            + _table_html(per_rule["seconds"].agg(jobs="count", seconds="sum").reset_index())
+            + "<p>Runtime of every timed job:</p>"
+            + _table_html(timings)
+        )
+    machine = machine_description()
+    provenance_parts.append(
+        "<p>Machine: " + html.escape(", ".join(f"{key} {value}" for key, value in machine.items())) + ".</p>"
+    )
+    if command:
+        provenance_parts.append(f"<p>Command:</p><pre>{html.escape(command)}</pre>")
     provenance_parts.append(
         "<p>Configuration:</p><pre>" + html.escape(yaml.safe_dump(dict(config), sort_keys=False)) + "</pre>"
     )
@@ -459,3 +681,24 @@ def build_report(
     target = Path(html_path)
     write_text_atomic(target, page)
     log.info("report written to %s", target)
+    if markdown_paths:
+        from datetime import date
+
+        from genolm.published import read_comparison
+
+        comparison = read_comparison(published_path) if published_path is not None else pd.DataFrame()
+        markdown = benchmarks_markdown(
+            pd.read_csv(metrics_path, sep="\t"),
+            task_settings,
+            comparison,
+            timings,
+            machine=machine,
+            command=command,
+            commit=git_commit(),
+            date=date.today().isoformat(),
+            versions=package_versions(),
+            seeds=sorted({int(run["seed"]) for run in runs}),
+        )
+        for path in markdown_paths:
+            write_text_atomic(Path(path), markdown)
+            log.info("benchmark tables written to %s", path)

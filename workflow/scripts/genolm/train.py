@@ -171,18 +171,41 @@ def _eval_mode(model: nn.Module) -> Iterator[None]:
         model.train(was_training)
 
 
-def _predict_logits(model: nn.Module, ts: TokenSet, batch_size: int, device: torch.device) -> np.ndarray:
-    """float64 logits in the order of `ts` (fp32 math, eval mode). Batches run longest first, so padding is
-    minimal; on running out of GPU memory the batch size is halved (genolm.oom) without changing the result."""
-    out = np.empty(len(ts), dtype=np.float64)
+def _batched_outputs(
+    model: nn.Module, ts: TokenSet, batch_size: int, device: torch.device, method: str = "forward"
+) -> np.ndarray:
+    """float64 outputs of `model.<method>(tokens, lengths)` in the order of `ts` (fp32 math, eval mode). Batches
+    run longest first, so padding is minimal; on running out of GPU memory the batch size is halved (genolm.oom)
+    without changing the result."""
+    outputs: dict[int, np.ndarray] = {}
+    order = np.argsort(-ts.lengths, kind="stable")
 
     def run(idx: np.ndarray) -> None:
         tokens, lengths, _ = _to_device(ts, idx, device)
-        out[idx] = model(tokens, lengths).float().cpu().numpy()
+        values = getattr(model, method)(tokens, lengths).float().cpu().numpy().astype(np.float64)
+        outputs.update(zip(idx.tolist(), values, strict=True))
 
     with _eval_mode(model):
-        with_oom_backoff(run, np.argsort(-ts.lengths, kind="stable"), batch_size, what=f"predicting {ts.source}")
-    return out
+        with_oom_backoff(run, order, batch_size, what=f"{method} on {ts.source}")
+    if not outputs:
+        return np.empty(0, dtype=np.float64)
+    return np.stack([outputs[i] for i in range(len(ts))])
+
+
+def _predict_logits(model: nn.Module, ts: TokenSet, batch_size: int, device: torch.device) -> np.ndarray:
+    """float64 logits in the order of `ts`."""
+    return _batched_outputs(model, ts, batch_size, device)
+
+
+def embed_sequences(
+    model: nn.Module, ts: TokenSet, batch_size: int = 256, device: torch.device | str | None = None
+) -> np.ndarray:
+    """`[N, D]` float64 sequence embeddings (the classifier's `embed`: what its output layer reads), in order."""
+    if not hasattr(model, "embed"):
+        raise ConfigError(f"{type(model).__name__} has no embed(); cannot export sequence embeddings")
+    device = _model_device(model) if device is None else torch.device(device)
+    model.to(device)
+    return _batched_outputs(model, ts, batch_size, device, method="embed")
 
 
 def predict_proba(

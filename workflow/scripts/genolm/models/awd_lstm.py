@@ -250,9 +250,13 @@ class AWDLSTMClassifier(nn.Module):
         mean_pool = (outputs * mask).sum(dim=1) / lengths.unsqueeze(1).to(outputs.dtype)
         return torch.cat([last, max_pool, mean_pool], dim=1)
 
-    def forward(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    def embed(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """`[B, 3 * emb_dim]` concat-pooled encoder output: what the classification head reads."""
         _, dropped_outputs = self.encoder(tokens)
-        return self.head(self.pool(dropped_outputs[-1], lengths)).squeeze(1)
+        return self.pool(dropped_outputs[-1], lengths)
+
+    def forward(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        return self.head(self.embed(tokens, lengths)).squeeze(1)
 
     def layer_groups(self) -> list[list[nn.Parameter]]:
         """Parameter groups from the input side to the head: [embedding], [LSTM 1], ..., [LSTM n], [head]."""

@@ -125,6 +125,16 @@ class CNNClassifier(nn.Module):
             logits = nn.functional.max_pool1d(logits, self.config.pool_width, stride=1)
         return logits.squeeze(1)
 
+    def embed(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """`[B, channels[-1]]` sequence embedding: the conv stack's features max-pooled over the positions whose
+        receptive field lies inside the sequence (at least the first), the features the head reads."""
+        features = self.convs(self.embedding(self._pad_to_window(tokens)).transpose(1, 2))  # [B, C, T']
+        lengths = lengths.to(device=features.device)
+        n_valid = (lengths - self.config.stack_receptive_field + 1).clamp(min=1)
+        positions = torch.arange(features.shape[2], device=features.device)
+        valid = (positions.unsqueeze(0) < n_valid.unsqueeze(1)).unsqueeze(1)
+        return features.masked_fill(~valid, float("-inf")).amax(dim=2)
+
     def forward(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """One logit per sequence: the best window lying fully inside `lengths` (at least the first)."""
         logits = self.position_logits(tokens)

@@ -101,11 +101,15 @@ class KmerMLPClassifier(nn.Module):
             return torch.log1p(freq * self.config.n_kmers)
         return freq
 
-    def forward(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    def embed(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """`[B, hidden[-1]]` output of the last hidden block (the spectrum itself without hidden blocks)."""
         x = self.features(tokens, lengths)
         for block in self.blocks:
             x = block(x)
-        return self.head(x).squeeze(1)
+        return x
+
+    def forward(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        return self.head(self.embed(tokens, lengths)).squeeze(1)
 
     def layer_groups(self) -> list[list[nn.Parameter]]:
         """[hidden block 1], ..., [hidden block n], [head]: input side first."""

@@ -197,6 +197,10 @@ class TransformerClassifier(nn.Module):
         totals = slots.view(batch, most, -1).sum(dim=1)
         return totals[:, :-1] / totals[:, -1:]
 
+    def embed(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """`[B, d_model]` pooled sequence embedding (`encode`), what the head reads."""
+        return self.encode(tokens, lengths)
+
     def forward(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         return self.head(self.encode(tokens, lengths)).squeeze(1)
 

@@ -31,6 +31,7 @@ SOURCE_FILES: dict[str, dict[str, tuple[str, str]]] = {
         "positives": ("ipromoter2l_ecoli", "positive2860.txt"),
         "negatives": ("ipromoter2l_ecoli", "negative2860.txt"),
     },
+    "genomic_benchmarks_human_nontata": {"table": ("genomic_benchmarks", "human_nontata_promoters_test.csv")},
     "regulondb_sigma70": {"genome": MG1655_FASTA, "promoters": REGULONDB, "gff": MG1655_GFF},
     "ulmfit_cds_ecoli": {"genome": MG1655_FASTA, "gff": MG1655_GFF},
     "isfinder_amr": {
@@ -48,6 +49,7 @@ SOURCE_KINDS: dict[str, str] = {
     "cnnprom_bsubtilis": "promoter",
     "ipromoter2l_ecoli": "promoter",
     "regulondb_sigma70": "promoter",
+    "genomic_benchmarks_human_nontata": "promoter",
     "ulmfit_cds_ecoli": "promoter",
     "isfinder_amr": "is",
 }

@@ -9,6 +9,9 @@ Input keys (paths) and optional params of each source:
   coding_fraction, exclusion. Sigma70 TSS windows vs. coding and intergenic background.
 - ulmfit_cds_ecoli: {genome, gff}; params upstream, downstream, min_cds_length. Genomic-ULMFiT's CDS-start
   vs. inside-CDS windows.
+- genomic_benchmarks_human_nontata: {table}, no params. Genomic Benchmarks' human_nontata_promoters test split
+  (251 bp, CNNProm's human non-TATA set re-mapped to GRCh38), the only split with public sequences: genolm
+  re-splits it, which the report's protocol column says.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import pandas as pd
 
 from genolm.errors import ConfigError
 from genolm.sources.cds_windows import cds_start_windows
+from genolm.sources.labelled_csv import read_labelled_csv
 from genolm.sources.labelled_fasta import read_labelled_fasta
 from genolm.sources.regulondb import read_regulondb, regulondb_tss_windows
 
@@ -47,6 +51,10 @@ def _fasta_pair(inputs: Mapping[str, Path], params: Mapping[str, Any], seed: int
     return read_labelled_fasta(inputs["positives"], inputs["negatives"], source=name)  # fixed files: no seed
 
 
+def _csv(inputs: Mapping[str, Path], params: Mapping[str, Any], seed: int, name: str) -> pd.DataFrame:
+    return read_labelled_csv(inputs["table"], source=name)
+
+
 def _regulondb(inputs: Mapping[str, Path], params: Mapping[str, Any], seed: int, name: str) -> pd.DataFrame:
     return regulondb_tss_windows(
         inputs["genome"], inputs["promoters"], inputs["gff"], sigma="Sigma70", seed=seed, source=name, **params
@@ -68,6 +76,7 @@ PROMOTER_SOURCES: dict[str, PromoterSource] = {
         _regulondb,
     ),
     "ulmfit_cds_ecoli": PromoterSource(("genome", "gff"), ("upstream", "downstream", "min_cds_length"), _cds),
+    "genomic_benchmarks_human_nontata": PromoterSource(("table",), (), _csv),
 }
 
 

@@ -31,8 +31,10 @@ __all__ = [
     "near_duplicates",
     "read_split_record",
     "similarity_clusters",
+    "split_at_random",
     "split_by_cluster",
     "split_by_group",
+    "split_for_fold",
     "write_split_record",
 ]
 
@@ -351,7 +353,7 @@ def _assign_units(
     tiebreak = np.random.default_rng(seed).permutation(len(unit_ids))
     order = np.lexsort((tiebreak, -per_unit.sum(axis=1)))
     unit_split = np.empty(len(unit_ids), dtype=np.int64)
-    every_split = range(len(SPLITS))
+    every_split = range(len(fractions))
     for unit in order:
         present = per_unit[unit] > 0
         best, best_fill = -1, np.inf
@@ -397,6 +399,43 @@ def split_at_random(
     """Split name per row, each class of `stratify` cut at random to the target fractions: the protocol of the
     published CNNProm / Genomic-ULMFiT figures. Near-duplicates may straddle splits (the leak audit counts them)."""
     return split_by_cluster(table, np.arange(len(table)), fractions=fractions, seed=seed, stratify=stratify)
+
+
+def split_for_fold(
+    table: pd.DataFrame,
+    units: np.ndarray | Sequence[int],
+    fold: int,
+    folds: int,
+    fractions: Sequence[float] = (0.8, 0.1, 0.1),
+    seed: int = 0,
+    stratify: str = "label",
+) -> pd.Series:
+    """Split name per row for fold `fold` (1-based) of a `folds`-fold cross-validation.
+
+    Units (rows, or similarity clusters for a leakage-aware CV) are dealt into `folds` class-stratified folds with
+    the same seed for every fold, so the folds partition the data and each row is tested exactly once. Fold `fold`
+    is the test split; the other rows are cut into train and valid in the ratio of `fractions[0]:fractions[1]`
+    (the test share of `fractions` is replaced by 1/folds). The validation rows choose thresholds and early stopping
+    only, as in the single split.
+    """
+    if folds < 2 or not 1 <= fold <= folds:
+        raise ConfigError(f"cross-validation needs folds >= 2 and 1 <= fold <= folds, got fold {fold} of {folds}")
+    units = np.asarray(units)
+    if units.shape != (len(table),):
+        raise ConfigError(f"need one unit id per row ({len(table)}), got shape {units.shape}")
+    labels = table[stratify].to_numpy()
+    fold_of_row = _assign_units(units, labels, np.full(folds, 1.0 / folds), seed, {})
+    train_share, valid_share = (float(value) for value in _check_fractions(fractions)[:2])
+    if train_share <= 0 or valid_share <= 0:
+        raise ConfigError(f"cross-validation needs positive train and valid fractions, got {list(fractions)}")
+    rest = fold_of_row != fold - 1
+    # A different seed for the train/valid cut than for the folds, and the same one for every fold.
+    inner = _assign_units(
+        units[rest], labels[rest], np.array([train_share, valid_share]) / (train_share + valid_share), seed + 1, {}
+    )
+    split_index = np.full(len(table), SPLITS.index("test"), dtype=np.int64)
+    split_index[rest] = inner  # 0 = train, 1 = valid, the first two entries of SPLITS
+    return _as_split_names(table, split_index)
 
 
 def split_by_group(

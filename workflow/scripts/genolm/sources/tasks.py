@@ -29,12 +29,13 @@ from genolm.sources.splits import (
     split_at_random,
     split_by_cluster,
     split_by_group,
+    split_for_fold,
     write_split_record,
 )
 
 log = logging.getLogger(__name__)
 
-SPLIT_DEFAULTS = {"method": "cluster", "fractions": [0.8, 0.1, 0.1], "threshold": 0.5}
+SPLIT_DEFAULTS = {"method": "cluster", "fractions": [0.8, 0.1, 0.1], "threshold": 0.5, "folds": 1, "fold": 1}
 MINHASH = {"k": 15, "n_hashes": 128}
 
 
@@ -71,8 +72,19 @@ def build_source_table(source: str, inputs: Mapping[str, str], params: Mapping[s
 
 def assign_splits(table: pd.DataFrame, settings: Mapping[str, Any], seed: int, signatures: np.ndarray) -> pd.Series:
     """train/valid/test per row: whole similarity clusters, whole IS families (`method: family`), or rows at
-    random within each class (`method: random`, the published protocol, for like-for-like comparisons)."""
+    random within each class (`method: random`, the published protocol, for like-for-like comparisons). With
+    `folds` > 1, fold `fold` of a cross-validation over the same units."""
     fractions = [float(value) for value in settings["fractions"]]
+    folds = int(settings.get("folds") or 1)
+    if folds > 1:
+        if settings["method"] == "family":
+            raise ConfigError("split method 'family' has no cross-validation; use 'cluster' or 'random' with folds")
+        units = (
+            np.arange(len(table))
+            if settings["method"] == "random"
+            else similarity_clusters(signatures, threshold=float(settings["threshold"]))
+        )
+        return split_for_fold(table, units, int(settings["fold"]), folds, fractions=fractions, seed=seed)
     if settings["method"] == "random":
         return split_at_random(table, fractions=fractions, seed=seed)
     clusters = similarity_clusters(signatures, threshold=float(settings["threshold"]))

@@ -1,0 +1,18 @@
+"""Rule embed_classifier: test-set embeddings of a classifier and their t-SNE projection (genolm.embeddings)."""
+
+from genolm.embeddings import export_embeddings
+from genolm.runtime import run_step
+
+if __name__ == "__main__":
+    run_step(
+        export_embeddings,
+        snakemake.log[0],
+        threads=snakemake.threads,
+        checkpoint=snakemake.input.checkpoint,
+        tokens=snakemake.input.test,
+        embeddings_path=snakemake.output.embeddings,
+        projection_path=snakemake.output.projection,
+        seed=int(snakemake.params.seed),
+        max_points=int(snakemake.params.max_points),
+        device=snakemake.params.device,
+    )
