@@ -161,3 +161,14 @@ def test_benchmark_steps_keep_the_rule_and_the_whole_job_name(tmp_path):
     (tmp_path / "benchmarks" / "a" / "b" / "c.tsv").write_text("s\n1\n")
     assert [p.name for p in benchmark_files(tmp_path / "benchmarks")] == ["c.tsv"]
     assert benchmark_files(tmp_path / "missing") == []
+
+
+def test_regenerate_command_names_the_config_files_and_the_mirror():
+    from genolm.benchmarks_doc import regenerate_command
+
+    command = regenerate_command(["config/benchmarks.yaml"], "../shared/data")
+    assert command == (
+        ".venv/bin/snakemake --workflow-profile workflow/profiles/default --cores 2 "
+        "--configfile config/benchmarks.yaml --config mirror=../shared/data"
+    )
+    assert "--config" not in regenerate_command([], "")

@@ -408,6 +408,19 @@ def report_markdown_outputs():
 os.environ.setdefault("GENOLM_COMMAND", " ".join(shlex.quote(arg) for arg in sys.argv))
 
 
+def _shown_path(path):
+    """A config file path relative to the repository when it lies inside it, as a user would type it."""
+    path = Path(path).resolve()
+    base = Path(workflow.basedir).resolve()
+    return str(path.relative_to(base)) if path.is_relative_to(base) else str(path)
+
+
+os.environ.setdefault(
+    "GENOLM_CONFIGFILES",
+    " ".join(_shown_path(path) for path in workflow.overwrite_configfiles or []),
+)
+
+
 def report_scans():
     """One entry per genome scan: its per-window scores and, when known, the true elements."""
     scans = []

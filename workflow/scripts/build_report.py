@@ -28,5 +28,6 @@ if __name__ == "__main__":
         embeddings=list(snakemake.params.embeddings),
         markdown_paths=[path for key, path in snakemake.output.items() if key.startswith("markdown")],
         command=os.environ.get("GENOLM_COMMAND", ""),
+        configfiles=os.environ.get("GENOLM_CONFIGFILES", "").split(),
         benchmark_dir="benchmarks",
     )

@@ -22,7 +22,7 @@ import yaml
 import genolm
 from genolm.annotations import TRUTH_TYPES, read_gff3
 from genolm.atomic import write_text_atomic
-from genolm.benchmarks_doc import benchmarks_markdown
+from genolm.benchmarks_doc import benchmarks_markdown, regenerate_command
 from genolm.cv import origin_task, pool_folds, protocol
 from genolm.evaluate import REPORTED_METRICS
 from genolm.metrics import pr_curve, roc_curve
@@ -488,6 +488,7 @@ def build_report(
     markdown_paths: Sequence[str | Path] = (),
     command: str = "",
     benchmark_dir: str | Path | None = None,
+    configfiles: Sequence[str] = (),
 ) -> None:
     figures = Path(figures_dir)
     figures.mkdir(parents=True, exist_ok=True)
@@ -694,6 +695,7 @@ def build_report(
             timings,
             machine=machine,
             command=command,
+            regenerate=regenerate_command(configfiles, str(config.get("mirror") or "")),
             commit=git_commit(),
             date=date.today().isoformat(),
             versions=package_versions(),
