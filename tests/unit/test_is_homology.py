@@ -27,7 +27,7 @@ from genolm.is_homology import (
 )
 from genolm.scan import evaluate_calls
 from genolm.seqio import reverse_complement
-from genolm.sources.splits import _CODES
+from genolm.sources.splits import BASE_CODES
 
 K = 21
 RNG_SEED = 7
@@ -192,9 +192,9 @@ def test_hits_do_not_depend_on_chunking(library, index):
 
 def test_canonical_kmers_match_reverse_complement_and_skip_non_acgt():
     seq = "ACGTTGCANNACGGATTACAGATTACA"
-    codes = _CODES[np.frombuffer(seq.encode(), np.uint8)]
+    codes = BASE_CODES[np.frombuffer(seq.encode(), np.uint8)]
     kmers, _, valid = canonical_kmers(codes, 11)
-    rc_codes = _CODES[np.frombuffer(reverse_complement(seq).encode(), np.uint8)]
+    rc_codes = BASE_CODES[np.frombuffer(reverse_complement(seq).encode(), np.uint8)]
     rc_kmers, _, rc_valid = canonical_kmers(rc_codes, 11)
     np.testing.assert_array_equal(valid, rc_valid[::-1])
     np.testing.assert_array_equal(kmers[valid], rc_kmers[::-1][valid])

@@ -177,7 +177,8 @@ def score_genome_windows(
     }
 
 
-def _load_model(checkpoint: PathLike, device: str):
+def load_scan_model(checkpoint: PathLike, device: str):
+    """A classifier checkpoint ready to scan: (model in eval mode, its tokenizer, window in bp, torch device)."""
     from genolm.checkpoint import load_checkpoint
     from genolm.train import select_device
 
@@ -200,7 +201,7 @@ def score_part(
 ) -> None:
     """Scatter step: score part ``part`` (0-based) of ``parts`` and write its scores to ``output`` (.npz:
     ``contigs``, and ``starts_i``/``plus_i``/``minus_i`` per contig, ``window``, ``step``, ``seconds``)."""
-    model, tokenizer, window, torch_device = _load_model(checkpoint, device)
+    model, tokenizer, window, torch_device = load_scan_model(checkpoint, device)
     started = time.perf_counter()
     scorer = block_scorer(model, tokenizer, window, batch_size, torch_device, max_n_fraction)
     scores = score_genome_windows(fasta, scorer, window, step, part=part, parts=parts)
@@ -463,7 +464,7 @@ def scan_genome(
         scores, seconds = gather_parts(parts, lengths, window, step)
     else:
         started = time.perf_counter()
-        model, tokenizer, _, torch_device = _load_model(checkpoint, device)
+        model, tokenizer, _, torch_device = load_scan_model(checkpoint, device)
         scorer = block_scorer(model, tokenizer, window, batch_size, torch_device, max_n_fraction)
         scores = score_genome_windows(paths, scorer, window, step, lengths=lengths)
         seconds = time.perf_counter() - started

@@ -55,7 +55,7 @@ from genolm.provenance import sha256_file
 from genolm.scan import Call
 from genolm.scan_blocks import as_paths, contig_lengths
 from genolm.seqio import iter_fasta_chunks, open_text
-from genolm.sources.splits import _CODES, _kmer_codes
+from genolm.sources.splits import BASE_CODES, kmer_codes
 
 __all__ = [
     "HomologyConfig",
@@ -128,7 +128,7 @@ def canonical_kmers(codes: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, 
     if n <= 0:
         return np.empty(0, np.uint64), np.empty(0, bool), np.empty(0, bool)
     bad = codes > 3
-    forward, reverse = _kmer_codes(np.where(bad, 0, codes).astype(np.uint8), k, np.uint64)
+    forward, reverse = kmer_codes(np.where(bad, 0, codes).astype(np.uint8), k, np.uint64)
     bad_before = np.concatenate([[0], np.cumsum(bad, dtype=np.int64)])
     valid = bad_before[k:] - bad_before[:n] == 0
     return np.minimum(forward, reverse), forward <= reverse, valid
@@ -136,7 +136,7 @@ def canonical_kmers(codes: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, 
 
 def _codes(sequence: str) -> np.ndarray:
     """2-bit codes of a sequence (either case); 4 for N, IUPAC codes and anything else."""
-    return _CODES[np.frombuffer(sequence.encode("ascii", errors="replace"), dtype=np.uint8)]
+    return BASE_CODES[np.frombuffer(sequence.encode("ascii", errors="replace"), dtype=np.uint8)]
 
 
 # -----------------------------------------------------------------------------

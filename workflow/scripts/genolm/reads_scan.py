@@ -221,16 +221,11 @@ def scan_reads(
 ) -> pd.DataFrame:
     """Rule scan_reads: score a read set with one classifier; write ``outputs["summary"]`` and
     ``outputs["positives"]``. The threshold is the validation-chosen one in ``metrics``."""
-    from genolm.checkpoint import load_checkpoint
-    from genolm.kmers import KmerTokenizer
+    from genolm.genome_scan import load_scan_model
     from genolm.scan import model_scorer
-    from genolm.train import select_device
 
-    torch_device = select_device(device)
-    model, meta = load_checkpoint(checkpoint, map_location=torch_device)
-    tokenizer = KmerTokenizer.from_dict(meta["vocab"])
+    model, tokenizer, window, torch_device = load_scan_model(checkpoint, device)
     scorer = model_scorer(model, tokenizer, device=torch_device, batch_size=batch_size)
-    window = int(meta["window_bp"])
     step = int(task["scan"]["step"])
     threshold = threshold_from_metrics(metrics)
     shortest = max(min_length, tokenizer.k)  # a read needs at least one k-mer

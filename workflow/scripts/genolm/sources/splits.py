@@ -25,8 +25,10 @@ from genolm.errors import ConfigError
 from genolm.seqio import reverse_complement
 
 __all__ = [
+    "BASE_CODES",
     "NearDuplicates",
     "dataset_overlap",
+    "kmer_codes",
     "minhash_signatures",
     "near_duplicates",
     "read_split_record",
@@ -41,16 +43,16 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 EMPTY = np.uint32(np.iinfo(np.uint32).max)  # signature value of a sequence without a single valid k-mer
-_CODES = np.full(256, 4, dtype=np.uint8)  # byte -> 2-bit base code; 4 marks anything that is not ACGT
+BASE_CODES = np.full(256, 4, dtype=np.uint8)  # byte -> 2-bit base code; 4 marks anything that is not ACGT
 for _code, _base in enumerate(b"ACGT"):
-    _CODES[_base] = _CODES[_base + 32] = _code
+    BASE_CODES[_base] = BASE_CODES[_base + 32] = _code
 _BLOCK_BASES = 1 << 22  # sequences are hashed in blocks of about this many bases to bound memory
 
 
 # --- MinHash signatures --------------------------------------------------------------------------------------
 
 
-def _kmer_codes(codes: np.ndarray, k: int, dtype: type) -> tuple[np.ndarray, np.ndarray]:
+def kmer_codes(codes: np.ndarray, k: int, dtype: type) -> tuple[np.ndarray, np.ndarray]:
     """Forward and reverse-complement k-mer integers at every start of a 2-bit code array.
 
     Built by doubling (1-, 2-, 4-, 8-mers, then joined by k's binary digits), so k=15 takes 7 array passes, not 30.
@@ -96,12 +98,12 @@ def _canonical_hashes(sequences: Sequence[str], k: int) -> tuple[np.ndarray, np.
     """32-bit hashes of the canonical k-mers of each sequence (k-mers with a non-ACGT base are skipped), and
     per-sequence counts."""
     joined = "\n".join(sequences).encode("ascii", errors="replace")  # the separator breaks k-mers between records
-    codes = _CODES[np.frombuffer(joined, dtype=np.uint8)]
+    codes = BASE_CODES[np.frombuffer(joined, dtype=np.uint8)]
     if codes.size < k:
         return np.zeros(0, np.uint32), np.zeros(len(sequences), np.int64)
     bad = codes == 4
     dtype = np.uint32 if k <= 16 else np.uint64
-    forward, reverse = _kmer_codes(np.where(bad, 0, codes), k, dtype)
+    forward, reverse = kmer_codes(np.where(bad, 0, codes), k, dtype)
     bad_before = np.concatenate([[0], np.cumsum(bad, dtype=np.int64)])
     valid = bad_before[k:] - bad_before[: forward.size] == 0
     hashes = _mix32(np.minimum(forward, reverse)[valid])
