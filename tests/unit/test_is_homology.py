@@ -312,11 +312,31 @@ def test_mg1655_recall_and_fdr(shared_data, isfinder_index, tmp_path):
     fdr = result["fp"] / result["n_calls"]
     assert result["recall"] >= 0.95
     assert fdr <= 0.18  # the issue's goal of 0.10 is not met against RefSeq alone; ISEScan's published FDR is 0.20
-    blastn = pd.read_csv(shared_data / "is_scan_eval" / "derived_ISfinder_blastn_IS_calls.tsv", sep="\t")
-    blastn = blastn[blastn["seqid"] == "NC_000913.3"]
-    known = truth + [(row.seqid, row.start_1based - 1, row.end, row.strand) for row in blastn.itertuples()]
-    with_blastn = evaluate_calls(calls, known, 0.5, match_strand=False)
-    assert with_blastn["fp"] / with_blastn["n_calls"] <= 0.10  # against RefSeq plus the ISfinder blastn calls
+
+
+@pytest.mark.shared_data
+def test_mg1655_against_refseq_plus_known_is_copies(shared_data, isfinder_index, tmp_path):
+    """The pipeline's second evaluation (genomes.mg1655.known_is in config/benchmarks.yaml): RefSeq plus the
+    ISfinder blastn calls it lacks, MITEs left out. Measured: 53 of 55 found, 5 false calls of 58 (partial
+    ISEc1/ISEc5/ISEsa1/ISEc47 copies under blastn's 80%-of-length filter)."""
+    folder = shared_data / "ecoli_k12_mg1655"
+    outputs = {"bed": tmp_path / "c.bed.gz", "gff": tmp_path / "c.gff3.gz", "summary": tmp_path / "s.tsv"}
+    scan_homology(folder / "GCF_000005845.2_ASM584v2_genomic.fna.gz", isfinder_index, outputs, "mg1655", {"k": K})
+    table = pd.read_csv(folder / "mobile_genetic_elements_from_gff.tsv", sep="\t")
+    truth = tmp_path / "truth.gff3"
+    truth.write_text(
+        "##gff-version 3\n"
+        + "".join(
+            f"{row.seqid}\tRefSeq\tinsertion_sequence\t{row.start_1based}\t{row.end}\t.\t{row.strand}\t.\tID=t{i}\n"
+            for i, row in enumerate(table.itertuples())
+        )
+    )
+    known = shared_data / "is_scan_eval" / "derived_ISfinder_blastn_IS_calls.tsv"
+    evaluate_homology(outputs["gff"], truth, tmp_path / "e.tsv", 0.5, known_is=known, known_is_exclude="^MITE")
+    metrics = pd.read_csv(tmp_path / "e.tsv", sep="\t").set_index("metric")["value"]
+    assert float(metrics["n_truth"]) == 50 and float(metrics["n_truth_with_known_is"]) == 55
+    assert float(metrics["recall_with_known_is"]) >= 0.95
+    assert float(metrics["fdr_with_known_is"]) <= 0.10  # the issue's goal, met once RefSeq's omissions count
 
 
 @pytest.mark.shared_data

@@ -222,6 +222,34 @@ def genome_truth(genome):
     return settings.get("gff")
 
 
+def _known_is_tables():
+    """Each genome's `known_is` table that exists. It only adds a second set of IS figures, so a missing one (the
+    benchmark config names a file of the offline mirror) is reported and left out instead of stopping the run.
+    """
+    tables = {}
+    for genome, settings in config["genomes"].items():
+        path = settings.get("known_is")
+        if path and not Path(path).is_file():
+            print(
+                f"genolm: genomes.{genome}.known_is: {path} not found; IS evaluations of {genome} use its "
+                "annotation only",
+                file=sys.stderr,
+            )
+        elif path:
+            tables[genome] = path
+    return tables
+
+
+KNOWN_IS = _known_is_tables()
+
+
+def genome_known_is(wildcards):
+    """The genome's table of IS elements its annotation lacks (`known_is`), as an input named known_is, or none."""
+    return (
+        {"known_is": KNOWN_IS[wildcards.genome]} if wildcards.genome in KNOWN_IS else {}
+    )
+
+
 def dataset_file(dataset, file):
     """Where a row of the dataset sheet is downloaded to (its canonical mirror path under resources/downloads)."""
     if (dataset, file) not in DATASETS:

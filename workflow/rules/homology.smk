@@ -60,6 +60,7 @@ rule homology_scan_is:
 
 rule evaluate_homology_scan:
     input:
+        unpack(genome_known_is),
         gff="results/homology/{genome}/calls.gff3.gz",
         truth=lambda wildcards: genome_truth(wildcards.genome),
     output:
@@ -70,5 +71,8 @@ rule evaluate_homology_scan:
         ENV_DATA
     params:
         min_overlap=HOMOLOGY["min_overlap"],
+        known_is_exclude=lambda wildcards: config["genomes"][wildcards.genome].get(
+            "known_is_exclude", ""
+        ),
     script:
         "../scripts/evaluate_homology_scan.py"

@@ -63,6 +63,7 @@ rule scan_genome:
 
 rule evaluate_scan:
     input:
+        unpack(genome_known_is),
         gff="results/scan/{genome}/{task}/{model}/calls.gff3.gz",
         scores="results/scan/{genome}/{task}/{model}/scores.npz",
         truth=lambda wildcards: genome_truth(wildcards.genome),
@@ -74,5 +75,8 @@ rule evaluate_scan:
         ENV_TORCH
     params:
         task=lambda wildcards: config["tasks"][wildcards.task],
+        known_is_exclude=lambda wildcards: config["genomes"][wildcards.genome].get(
+            "known_is_exclude", ""
+        ),
     script:
         "../scripts/evaluate_scan.py"

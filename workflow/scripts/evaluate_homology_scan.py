@@ -11,5 +11,7 @@ if __name__ == "__main__":
         calls_gff=snakemake.input.gff,
         truth_gff=snakemake.input.truth,
         output=snakemake.output.evaluation,
+        known_is=snakemake.input.get("known_is"),
+        known_is_exclude=snakemake.params.known_is_exclude,
         min_overlap=float(snakemake.params.min_overlap),
     )

@@ -12,5 +12,7 @@ if __name__ == "__main__":
         truth_gff=snakemake.input.truth,
         task=dict(snakemake.params.task),
         output=snakemake.output.evaluation,
+        known_is=snakemake.input.get("known_is"),
+        known_is_exclude=snakemake.params.known_is_exclude,
         scores=snakemake.input.scores,
     )

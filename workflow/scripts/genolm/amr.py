@@ -33,7 +33,7 @@ from urllib.parse import quote
 import numpy as np
 import pandas as pd
 
-from genolm.annotations import read_gff3
+from genolm.annotations import read_gff3, sequence_regions
 from genolm.atomic import write_text_atomic
 from genolm.errors import InputFormatError
 from genolm.evaluate import write_tsv
@@ -179,29 +179,13 @@ def read_genbank_annotation(
     return contigs, cds[CDS_COLUMNS]
 
 
-def _sequence_regions(path: Path) -> dict[str, int]:
-    """Lengths from ``##sequence-region`` directives (before any ##FASTA section)."""
-    lengths = {}
-    with open_text(path) as handle:
-        for number, line in enumerate(handle, start=1):
-            if line.startswith("##FASTA"):
-                break
-            if line.startswith("##sequence-region"):
-                parts = line.split()
-                try:
-                    lengths[parts[1]] = int(parts[3])
-                except (IndexError, ValueError):
-                    raise InputFormatError(f"{path}: line {number}: malformed ##sequence-region directive") from None
-    return lengths
-
-
 def read_gff3_annotation(path: str | Path) -> tuple[dict[str, Contig], pd.DataFrame]:
     """Replicons (``##sequence-region`` lengths; ``region`` features, ``Is_circular=true``) and CDS of a GFF3.
 
     The gene symbol is the ``gene`` attribute (else ``Name``), the locus tag ``locus_tag`` (else ``ID``).
     """
     path = Path(path)
-    lengths = _sequence_regions(path)
+    lengths = sequence_regions(path)
     features = read_gff3(path, types={"CDS", "region"})
     contigs = {name: Contig(name, length) for name, length in lengths.items()}
     rows = []
@@ -496,7 +480,7 @@ def demo_amr_annotation(truth: str | Path, output: str | Path) -> pd.DataFrame:
     "hypothetical protein". Returns the labelled CDS.
     """
     truth = Path(truth)
-    lengths = _sequence_regions(truth)
+    lengths = sequence_regions(truth)
     features = read_gff3(truth, types={"CDS", IS_CALL_TYPE})
     cds = features[features["type"] == "CDS"].reset_index(drop=True)
     copies = features[features["type"] == IS_CALL_TYPE]

@@ -78,3 +78,20 @@ def read_gff3(path: str | Path, types: set[str] | None = None) -> pd.DataFrame:
     except (OSError, EOFError, gzip.BadGzipFile, UnicodeDecodeError) as error:
         raise InputFormatError(f"{path}: cannot read GFF3 ({error})") from error
     return pd.DataFrame(rows, columns=["contig", "type", "start", "end", "score", "strand", "id", "attributes"])
+
+
+def sequence_regions(path: str | Path) -> dict[str, int]:
+    """Lengths from ``##sequence-region`` directives (before any ##FASTA section)."""
+    path = Path(path)
+    lengths = {}
+    with _open(path) as handle:
+        for number, line in enumerate(handle, start=1):
+            if line.startswith("##FASTA"):
+                break
+            if line.startswith("##sequence-region"):
+                parts = line.split()
+                try:
+                    lengths[parts[1]] = int(parts[3])
+                except (IndexError, ValueError):
+                    raise InputFormatError(f"{path}: line {number}: malformed ##sequence-region directive") from None
+    return lengths

@@ -30,11 +30,12 @@ import numpy as np
 import pandas as pd
 import pysam
 
-from genolm.annotations import TRUTH_TYPES, read_gff3
+from genolm.annotations import TRUTH_TYPES, read_gff3, sequence_regions
 from genolm.errors import ConfigError, InputFormatError
 from genolm.evaluate import threshold_from_metrics, write_tsv
 from genolm.formats import call_ids, provenance_lines, sort_calls, write_bed, write_bedgraph_tracks
 from genolm.kmers import KmerTokenizer
+from genolm.known_is import read_known_is, with_known
 from genolm.provenance import sha256_file
 from genolm.scan import (
     Call,
@@ -623,15 +624,25 @@ def window_auprc(
     }
 
 
+def _element_scores(calls: list[Call], truth: list[tuple[str, int, int, str]], overlap: float) -> dict[str, float]:
+    result = evaluate_calls(calls, truth, overlap, match_strand=False)
+    result["fdr"] = result["fp"] / result["n_calls"] if result["n_calls"] else 0.0
+    return result
+
+
 def evaluate_scan(
     calls_gff: PathLike,
     truth_gff: PathLike,
     task: Mapping[str, Any],
     output: PathLike,
     scores: PathLike | None = None,
+    known_is: PathLike | None = None,
+    known_is_exclude: str = "",
 ) -> pd.DataFrame:
     """Element-level (IS: recall, precision, FDR at reciprocal overlap) or point-level (promoter TSS within a
-    distance) scores of the calls; for promoters with ``scores`` also the window-level AUPRC (window_auprc)."""
+    distance) scores of the calls; for promoters with ``scores`` also the window-level AUPRC (window_auprc).
+    For IS with ``known_is`` (genolm.known_is), the same figures again, suffixed ``_with_known_is``, against the
+    annotation plus the known elements on the scanned contigs that it lacks."""
     kind = task["kind"]
     called = read_gff3(calls_gff, types={CALL_TYPES[kind]})
     truth = read_gff3(truth_gff, types={TRUTH_TYPES[kind]})
@@ -654,9 +665,16 @@ def evaluate_scan(
     else:
         overlap = task["scan"]["min_overlap"]
         truth_rows = [(r.contig, r.start, r.end, r.strand) for r in truth.itertuples()]
-        result = evaluate_calls(call_rows, truth_rows, overlap, match_strand=False)
-        result["fdr"] = result["fp"] / result["n_calls"] if result["n_calls"] else 0.0
+        result = _element_scores(call_rows, truth_rows, overlap)
         criterion = f"reciprocal overlap >= {overlap}"
+        if known_is:
+            contigs = set(sequence_regions(calls_gff))
+            known = [element for element in read_known_is(known_is, known_is_exclude) if element[0] in contigs]
+            augmented = _element_scores(call_rows, with_known(truth_rows, known, overlap), overlap)
+            result.update({f"{key}_with_known_is": value for key, value in augmented.items() if key != "min_overlap"})
+            criterion += f"; known IS from {Path(known_is).name}" + (
+                f" without names matching '{known_is_exclude}'" if known_is_exclude else ""
+            )
     table = pd.DataFrame(
         [{"metric": key, "value": value} for key, value in result.items()]
         + [{"metric": "criterion", "value": criterion}]

@@ -636,7 +636,15 @@ def scan_homology(
     return summary
 
 
-def evaluate_homology(calls_gff: PathLike, truth_gff: PathLike, output: PathLike, min_overlap: float = 0.5) -> None:
+def evaluate_homology(
+    calls_gff: PathLike,
+    truth_gff: PathLike,
+    output: PathLike,
+    min_overlap: float = 0.5,
+    known_is: PathLike | None = None,
+    known_is_exclude: str = "",
+) -> None:
     """Recall, precision and FDR of the calls against the known IS elements at ``min_overlap`` reciprocal overlap
-    (genolm.genome_scan.evaluate_scan, the model scans' own evaluation)."""
-    evaluate_scan(calls_gff, truth_gff, {"kind": "is", "scan": {"min_overlap": min_overlap}}, output)
+    (genolm.genome_scan.evaluate_scan, the model scans' own evaluation), also with ``known_is``."""
+    task = {"kind": "is", "scan": {"min_overlap": min_overlap}}
+    evaluate_scan(calls_gff, truth_gff, task, output, known_is=known_is, known_is_exclude=known_is_exclude)
