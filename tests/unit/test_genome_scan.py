@@ -12,6 +12,7 @@ import torch
 from genolm import genome_scan, scan_blocks
 from genolm.annotations import read_gff3
 from genolm.errors import ConfigError, InputFormatError
+from genolm.formats import write_gff3
 from genolm.genome_scan import calls_for_contig, score_contig
 from genolm.kmers import KmerTokenizer
 from genolm.models import build_classifier
@@ -423,7 +424,7 @@ def test_is_calls_move_to_tirs_and_record_them_in_gff(tmp_path):
     assert attributes["model_bounds"] == f"{start + 91}-{end - 70}"
     assert genome_scan.refine_is_calls([model_call], fasta, lengths, {"tir_flank": 0}) == [model_call]
     gff = tmp_path / "calls.gff3.gz"
-    genome_scan.write_calls_gff3(refined, gff, provenance={"model": "x"}, sequence_lengths=lengths, id_prefix="is_")
+    write_gff3(refined, gff, provenance={"model": "x"}, sequence_lengths=lengths, id_prefix="is_")
     rows = read_gff3(gff)
     assert rows.loc[0, "attributes"]["tir_right"] == f"{end - 23}-{end}"
     assert (rows.loc[0, "start"], rows.loc[0, "end"]) == (start, end)
@@ -466,7 +467,7 @@ def test_evaluate_scan_reports_window_auprc_and_is_fdr(tmp_path):
     calls = tmp_path / "calls.gff3.gz"
     lengths = {"chr": 5000}
     point = Call("chr", 160, 161, "+", 0.9, 160, "TSS")
-    genome_scan.write_calls_gff3([point], calls, provenance={}, sequence_lengths=lengths, id_prefix="p_")
+    write_gff3([point], calls, provenance={}, sequence_lengths=lengths, id_prefix="p_")
     task = {"kind": "promoter", "scan": {"point_tolerance": 20, "tss_offset": 60, "window_tolerance": 0}}
     table = genome_scan.evaluate_scan(calls, truth, task, tmp_path / "eval.tsv", scores=tmp_path / "scores.npz")
     metrics = dict(zip(table["metric"], table["value"], strict=True))
@@ -475,7 +476,7 @@ def test_evaluate_scan_reports_window_auprc_and_is_fdr(tmp_path):
         Call("chr", 1000, 2000, ".", 0.9, 1000, "insertion_sequence"),
         Call("chr", 3000, 3400, ".", 0.9, 3000, "insertion_sequence"),
     ]
-    genome_scan.write_calls_gff3(elements, calls, provenance={}, sequence_lengths=lengths, id_prefix="is_")
+    write_gff3(elements, calls, provenance={}, sequence_lengths=lengths, id_prefix="is_")
     table = genome_scan.evaluate_scan(calls, truth, {"kind": "is", "scan": {"min_overlap": 0.5}}, tmp_path / "e.tsv")
     metrics = dict(zip(table["metric"], table["value"], strict=True))
     assert (metrics["recall"], metrics["precision"], metrics["fdr"]) == (1.0, 0.5, 0.5)

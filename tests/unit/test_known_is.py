@@ -7,6 +7,7 @@ import pytest
 
 from genolm import genome_scan
 from genolm.errors import InputFormatError
+from genolm.formats import write_gff3
 from genolm.known_is import read_known_is, with_known
 from genolm.report import homology_comparison
 from genolm.scan import Call
@@ -78,7 +79,7 @@ def test_evaluation_adds_figures_against_the_known_elements(tmp_path):
         Call("chr", 1000, 2000, "+", 0.9, 1000, "insertion_sequence"),
         Call("chr", 3000, 4200, "-", 0.9, 3000, "insertion_sequence"),
     ]
-    genome_scan.write_calls_gff3(elements, calls, provenance={}, sequence_lengths={"chr": 9000}, id_prefix="is_")
+    write_gff3(elements, calls, provenance={}, sequence_lengths={"chr": 9000}, id_prefix="is_")
     known = write_tsv(
         tmp_path / "known.tsv",
         [

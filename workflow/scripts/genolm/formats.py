@@ -132,8 +132,9 @@ def write_gff3(
     """GFF3 (1-based closed), sorted, bgzip + tabix ("gff").
 
     Column 3 is the call's ``kind`` (use Sequence Ontology terms such as "promoter", "insertion_sequence").
-    Attributes: ID (same as the BED name), best_window (1-based closed interval of the best-scoring window)
-    and n_windows. ``sequence_lengths`` adds ``##sequence-region`` directives, in ``contig_order`` if given.
+    Attributes: ID (same as the BED name), best_window (1-based closed interval of the best-scoring window),
+    n_windows, then the call's own ``attributes`` (e.g. the terminal inverted repeats of an IS call).
+    ``sequence_lengths`` adds ``##sequence-region`` directives, in ``contig_order`` if given.
     """
     path = _check_gz_path(path)
     order = contig_order
@@ -157,6 +158,10 @@ def write_gff3(
         if window > 0:  # point calls (window 0) have no best window
             attrs.append(f"best_window={c.peak + 1}-{c.peak + window}")
         attrs.append(f"n_windows={getattr(c, 'n_windows', 1)}")
+        attrs += [
+            f"{_gff_escape(key, _GFF_SEQID_SAFE)}={_gff_escape(value, _GFF_ATTR_SAFE)}"
+            for key, value in getattr(c, "attributes", ())
+        ]
         body.append(
             "\t".join(
                 (

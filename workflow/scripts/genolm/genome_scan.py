@@ -28,12 +28,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import pysam
 
 from genolm.annotations import TRUTH_TYPES, read_gff3, sequence_regions
 from genolm.errors import ConfigError, InputFormatError
 from genolm.evaluate import threshold_from_metrics, write_tsv
-from genolm.formats import call_ids, provenance_lines, sort_calls, write_bed, write_bedgraph_tracks
+from genolm.formats import write_bed, write_bedgraph_tracks, write_gff3
 from genolm.kmers import KmerTokenizer
 from genolm.known_is import read_known_is, with_known
 from genolm.provenance import sha256_file
@@ -363,57 +362,6 @@ def score_track(
     return bin_starts, np.maximum.reduceat(values, firsts)
 
 
-def _gff_text(text: str) -> str:
-    from urllib.parse import quote
-
-    return quote(str(text), safe=".:^*$@!+_?-|")
-
-
-def write_calls_gff3(
-    calls: Sequence[Call],
-    path: PathLike,
-    *,
-    provenance: Mapping[str, Any],
-    sequence_lengths: Mapping[str, int],
-    id_prefix: str,
-) -> None:
-    """GFF3 of genolm.formats.write_gff3 (IDs shared with the BED), plus each call's extra ``attributes``."""
-    path = Path(path)
-    ordered = sort_calls(calls, list(sequence_lengths))
-    lines = ["##gff-version 3"]
-    lines += [f"##sequence-region {_gff_text(name)} 1 {length}" for name, length in sequence_lengths.items()]
-    lines += provenance_lines(provenance)
-    for call, call_id in zip(ordered, call_ids(ordered, id_prefix), strict=True):
-        attributes = [("ID", call_id)]
-        if call.window > 0:
-            attributes.append(("best_window", f"{call.peak + 1}-{call.peak + call.window}"))
-        attributes += [("n_windows", str(call.n_windows)), *call.attributes]
-        fields = (
-            _gff_text(call.contig),
-            "genolm",
-            _gff_text(call.kind),
-            str(call.start + 1),
-            str(call.end),
-            f"{call.score:.6g}",
-            call.strand,
-            ".",
-            ";".join(f"{key}={_gff_text(value)}" for key, value in attributes),
-        )
-        lines.append("\t".join(fields))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    plain = path.with_name(f".{path.name}.txt")
-    staged = path.with_name(f".{path.name}.part.gz")
-    try:
-        plain.write_text("\n".join(lines) + "\n", encoding="ascii")
-        pysam.tabix_compress(str(plain), str(staged), force=True)
-        pysam.tabix_index(str(staged), preset="gff", force=True, index=f"{staged}.tbi")
-        os.replace(staged, path)
-        os.replace(f"{staged}.tbi", f"{path}.tbi")
-    finally:
-        for leftover in (plain, staged, Path(f"{staged}.tbi")):
-            leftover.unlink(missing_ok=True)
-
-
 def output_paths(prefix: PathLike) -> dict[str, Path]:
     """The files `scan_genome` writes under one folder, by output name (the rule's layout)."""
     prefix = Path(prefix)
@@ -500,7 +448,7 @@ def scan_genome(
         calls = refine_is_calls(calls, paths, lengths, task["scan"])
     contig_order = list(lengths)
     write_bed(calls, outputs["bed"], provenance=provenance, contig_order=contig_order, id_prefix=task_name)
-    write_calls_gff3(calls, outputs["gff"], provenance=provenance, sequence_lengths=lengths, id_prefix=task_name)
+    write_gff3(calls, outputs["gff"], provenance=provenance, sequence_lengths=lengths, id_prefix=task_name)
     write_bedgraph_tracks(
         tracks,
         bedgraph_bin if binned else window,

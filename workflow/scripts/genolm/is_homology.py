@@ -49,8 +49,8 @@ import pandas as pd
 
 from genolm.errors import ConfigError, InputFormatError
 from genolm.evaluate import write_tsv
-from genolm.formats import write_bed
-from genolm.genome_scan import CALL_TYPES, evaluate_scan, save_npz, write_calls_gff3
+from genolm.formats import write_bed, write_gff3
+from genolm.genome_scan import CALL_TYPES, evaluate_scan, save_npz
 from genolm.provenance import sha256_file
 from genolm.scan import Call
 from genolm.scan_blocks import as_paths, contig_lengths
@@ -610,7 +610,7 @@ def scan_homology(
     }
     order = list(lengths)
     write_bed(calls, outputs["bed"], provenance=provenance, contig_order=order, id_prefix=ID_PREFIX)
-    write_calls_gff3(calls, outputs["gff"], provenance=provenance, sequence_lengths=lengths, id_prefix=ID_PREFIX)
+    write_gff3(calls, outputs["gff"], provenance=provenance, sequence_lengths=lengths, id_prefix=ID_PREFIX)
     total = sum(lengths.values())
     row = {
         "genome": genome,
