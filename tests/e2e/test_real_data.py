@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from test_workflow import PROFILE, REPO, snakemake
+from workflow_run import PROFILE, REPO, snakemake
 
 from genolm.download import read_sheet
 from genolm.seqio import read_fasta, read_fastq

@@ -2,31 +2,15 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pandas as pd
 import pysam
 import pytest
+from workflow_run import PROFILE, REPO, TINY, snakemake
 
-REPO = Path(__file__).resolve().parents[2]
-PROFILE = REPO / "workflow" / "profiles" / "default"
 CONFIGS = sorted([REPO / "config" / "config.yaml", *REPO.glob("config/*.yaml"), *REPO.glob("tests/e2e/*.yaml")])
-TINY = REPO / "tests" / "e2e" / "config.yaml"
-
-
-def snakemake(*args: str, cwd: Path = REPO, timeout: int = 600) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.run(
-        [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=env,
-    )
 
 
 def test_lint_is_clean():
@@ -90,24 +74,6 @@ def test_a_bad_config_stops_before_any_job(tmp_path):
     assert result.returncode != 0
     assert "devcie" in result.stdout + result.stderr
     assert not (tmp_path / "results").exists()
-
-
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory) -> Path:
-    workdir = tmp_path_factory.mktemp("e2e")
-    result = snakemake(
-        "--workflow-profile",
-        str(PROFILE),
-        "--configfile",
-        str(TINY),
-        "--directory",
-        str(workdir),
-        "--cores",
-        "2",
-        timeout=1200,
-    )
-    assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-5000:]
-    return workdir
 
 
 @pytest.mark.e2e
