@@ -16,6 +16,9 @@ report: "workflow/report/workflow.rst"
 include: "workflow/rules/common.smk"
 include: "workflow/rules/common_amr_reads.smk"
 include: "workflow/rules/common_homology.smk"
+include: "workflow/rules/common_interpret.smk"
+include: "workflow/rules/common_lm.smk"
+include: "workflow/rules/common_export.smk"
 include: "workflow/rules/download.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/tokenize.smk"
@@ -25,6 +28,9 @@ include: "workflow/rules/scan.smk"
 include: "workflow/rules/annotate.smk"
 include: "workflow/rules/reads.smk"
 include: "workflow/rules/homology.smk"
+include: "workflow/rules/interpret.smk"
+include: "workflow/rules/lm.smk"
+include: "workflow/rules/export.smk"
 include: "workflow/rules/report.smk"
 
 
@@ -35,3 +41,6 @@ rule all:
         amr_outputs(),
         reads_outputs(),
         homology_outputs(),
+        interpret_outputs(),
+        lm_outputs(),
+        export_outputs(),

@@ -23,10 +23,13 @@ rule evaluate_classifier:
 
 rule embed_classifier:
     input:
+        unpack(embedding_annotation),
         checkpoint="results/train/{task}/{model}/seed{seed}/model.safetensors",
         test=lambda wildcards: task_tokens(wildcards)["test"],
+        task_table="results/data/{task}/test.tsv",
     output:
         embeddings="results/evaluate/{task}/{model}/seed{seed}/embeddings.npz",
+        table="results/evaluate/{task}/{model}/seed{seed}/embeddings.tsv.gz",
         projection="results/evaluate/{task}/{model}/seed{seed}/embedding_2d.tsv",
     log:
         "logs/embed_classifier/{task}_{model}_seed{seed}.log",

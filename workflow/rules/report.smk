@@ -16,6 +16,9 @@ rule build_report:
         reads=[entry["summary"] for entry in report_reads()],
         homology=report_homology_files(),
         embeddings=[entry["projection"] for entry in report_embeddings()],
+        interpret=report_interpret_files(),
+        language=report_lm_files(),
+        exports=report_export_files(),
     output:
         **report_markdown_outputs(),
         html="results/report/index.html",
@@ -37,6 +40,9 @@ rule build_report:
         amr=report_amr(),
         reads=report_reads(),
         homology=report_homology(),
+        interpret=report_interpret(),
+        language=report_lm(),
+        exports=report_export(),
         config=config,
         region={key: value for key, value in config["report"].items()},
     script:

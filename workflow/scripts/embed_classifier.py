@@ -1,4 +1,5 @@
-"""Rule embed_classifier: test-set embeddings of a classifier and their t-SNE projection (genolm.embeddings)."""
+"""Rule embed_classifier: test-set embeddings of a classifier (npz and id/label/group table) and their t-SNE
+projection with labels and groups (genolm.embeddings)."""
 
 from genolm.embeddings import export_embeddings
 from genolm.runtime import run_step
@@ -15,4 +16,7 @@ if __name__ == "__main__":
         seed=int(snakemake.params.seed),
         max_points=int(snakemake.params.max_points),
         device=snakemake.params.device,
+        task_table=snakemake.input.task_table,
+        table_path=snakemake.output.table,
+        annotation=snakemake.input.get("annotation"),
     )

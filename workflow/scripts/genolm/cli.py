@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import genolm
+from genolm import cli_export, cli_interpret, cli_lm
 from genolm.errors import ConfigError
 from genolm.runtime import configure_logging, set_threads, user_errors
 
@@ -117,14 +118,32 @@ def _scan(args: argparse.Namespace) -> None:
     from genolm.checkpoint import read_checkpoint_meta
     from genolm.genome_scan import output_paths, scan_genome
 
-    meta = read_checkpoint_meta(args.checkpoint)
-    trained_on = meta.get("task") or {}
+    card_scan: dict = {}
+    threshold, metrics = args.threshold, args.metrics
+    if args.model is not None:  # an export folder: checkpoint, threshold, kind and scan settings from its card
+        from genolm.model_export import WEIGHTS_FILE, read_card
+
+        if metrics is not None:
+            raise ConfigError("--metrics goes with --checkpoint; an exported model's card holds its threshold")
+        card = read_card(args.model)
+        checkpoint = Path(args.model) / WEIGHTS_FILE
+        trained_on = card["task"]
+        card_scan = trained_on.get("scan") or {}
+        threshold = float(card["threshold"]["value"]) if threshold is None else threshold
+        model_name, task_name = str(card["model"]["name"]), str(trained_on["name"])
+    elif args.checkpoint is not None:
+        checkpoint = Path(args.checkpoint)
+        trained_on = read_checkpoint_meta(checkpoint).get("task") or {}
+        model_name, task_name = checkpoint.parent.name, None
+    else:
+        raise ConfigError("scan needs --checkpoint (with --metrics or --threshold) or --model EXPORT_DIR")
     kind = args.kind or trained_on.get("kind")
     if kind not in ("promoter", "is"):
-        raise ConfigError(f"{args.checkpoint}: the checkpoint does not say its task; pass --kind promoter|is")
+        raise ConfigError(f"{checkpoint}: the checkpoint does not say its task; pass --kind promoter|is")
     strand_specific = trained_on.get("strand_specific", kind == "promoter")
     scan = {
         **SCAN_DEFAULTS,
+        **card_scan,
         **{key: value for key, value in vars(args).items() if key in SCAN_DEFAULTS and value is not None},
     }
     task = {"kind": kind, "strand_specific": strand_specific, "scan": scan}
@@ -133,16 +152,16 @@ def _scan(args: argparse.Namespace) -> None:
     outputs = output_paths(prefix)
     summary = scan_genome(
         args.fasta,
-        args.checkpoint,
-        args.metrics,
+        checkpoint,
+        metrics,
         task,
         outputs,
         genome=Path(args.fasta).name,
-        task_name=kind,
-        model_name=Path(args.checkpoint).parent.name,
+        task_name=task_name or kind,
+        model_name=model_name,
         batch_size=args.batch_size,
         device=args.device,
-        threshold=args.threshold,
+        threshold=threshold,
     )
     print(summary.to_string(index=False))
     print(f"calls: {outputs['bed']} and {outputs['gff']}; scores: {outputs['bedgraph']}")
@@ -204,10 +223,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     scan = commands.add_parser("scan", help="scan both strands of a genome; BED/GFF3/bedGraph, tabix-indexed")
     scan.add_argument("fasta", help="genome FASTA (plain or gzipped, several contigs)")
-    scan.add_argument("--checkpoint", required=True, help="model.safetensors (its .json sidecar beside it)")
+    model = scan.add_mutually_exclusive_group(required=True)
+    model.add_argument("--checkpoint", default=None, help="model.safetensors (its .json sidecar beside it)")
+    model.add_argument("--model", default=None, help="export folder (genolm export): threshold and kind from its card")
     threshold = scan.add_mutually_exclusive_group()
     threshold.add_argument("--metrics", default=None, help="metrics.tsv of evaluate: use its validation threshold")
-    threshold.add_argument("--threshold", type=float, default=None, help="probability threshold (default 0.5)")
+    threshold.add_argument(
+        "--threshold", type=float, default=None, help="probability threshold (default: the card's, else 0.5)"
+    )
     scan.add_argument("--kind", choices=["promoter", "is"], default=None, help="default: from the checkpoint")
     scan.add_argument("--step", type=int, default=None, help=f"window step in bp (default {SCAN_DEFAULTS['step']})")
     scan.add_argument("--merge-gap", type=int, default=None)
@@ -218,6 +241,8 @@ def build_parser() -> argparse.ArgumentParser:
     scan.add_argument("--device", default="auto")
     scan.add_argument("-o", "--out", required=True, help="output folder")
     scan.set_defaults(run=_scan)
+    for area in (cli_interpret, cli_lm, cli_export):
+        area.add_commands(commands)
     return parser
 
 

@@ -476,6 +476,26 @@ def _homology_parts(entries: Sequence[Mapping[str, Any]]) -> list[str]:
     return parts
 
 
+def _reuse_sections(
+    interpret: Sequence[Mapping[str, Any]],
+    language: Sequence[Mapping[str, Any]],
+    exports: Sequence[Mapping[str, Any]],
+    figures: Path,
+) -> list[str]:
+    """Interpretation, language-model quality and variant effects, and exported models: each area's module draws
+    its own parts (imported here: they use this module's figure and table helpers)."""
+    from genolm.report_export import export_parts
+    from genolm.report_interpret import interpret_parts
+    from genolm.report_lm import lm_parts
+
+    areas = (
+        ("Interpretation: in-silico mutagenesis and motifs", interpret, interpret_parts),
+        ("Language models: held-out quality and zero-shot variant effects", language, lm_parts),
+        ("Exported models and embeddings", exports, export_parts),
+    )
+    return [_section(title, *parts(entries, figures)) for title, entries, parts in areas if entries]
+
+
 def build_report(
     metrics_path: str | Path,
     html_path: str | Path,
@@ -494,6 +514,9 @@ def build_report(
     reads: Sequence[Mapping[str, Any]] = (),
     homology: Sequence[Mapping[str, Any]] = (),
     embeddings: Sequence[Mapping[str, Any]] = (),
+    interpret: Sequence[Mapping[str, Any]] = (),
+    language: Sequence[Mapping[str, Any]] = (),
+    exports: Sequence[Mapping[str, Any]] = (),
     markdown_paths: Sequence[str | Path] = (),
     command: str = "",
     benchmark_dir: str | Path | None = None,
@@ -654,6 +677,7 @@ def build_report(
         sections.append(_section("Sequencing reads", *_reads_parts(reads)))
     if homology:
         sections.append(_section("Homology IS caller beside the model scans", *_homology_parts(homology)))
+    sections += _reuse_sections(interpret, language, exports, figures)
 
     provenance_parts = [
         f"<p>genolm {html.escape(genolm.__version__)}, git commit <code>{html.escape(git_commit())}</code>.</p>",
