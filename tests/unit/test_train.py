@@ -15,10 +15,10 @@ from genolm.train import (
     IGNORE_TARGET,
     TrainConfig,
     _lm_batch,
-    _lm_layout,
     _param_groups,
     _unfreezing_stages,
     bucketed_batches,
+    lm_layout,
     predict_proba,
     pretrain_language_model,
     select_device,
@@ -244,7 +244,7 @@ def test_lm_layout_never_joins_contigs() -> None:
     lengths = [23, 5, 1, 40]
     flat = np.concatenate([np.full(n, 100 * (c + 1)) + np.arange(n) for c, n in enumerate(lengths)])
     flat = np.concatenate([flat, [0, 0]])
-    layout = _lm_layout(lengths, [0, 0, 0, 3], bptt=6, batch_size=3, order=np.array([3, 0, 1, 2]))
+    layout = lm_layout(lengths, [0, 0, 0, 3], bptt=6, batch_size=3, order=np.array([3, 0, 1, 2]))
     pairs = []
     for step in range(layout.starts.shape[0]):
         inputs, targets, keep = _lm_batch(flat, layout, step, 6, torch.device("cpu"))

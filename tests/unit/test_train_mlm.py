@@ -12,7 +12,7 @@ from genolm.errors import ConfigError, InputFormatError
 from genolm.kmers import MASK, PAD, UNK, KmerTokenizer
 from genolm.models import TransformerClassifier, TransformerConfig, TransformerMaskedLM
 from genolm.train import IGNORE_TARGET, TrainConfig
-from genolm.train_mlm import _random_windows, _tiled_windows, mask_span, mask_tokens, pretrain_masked_lm
+from genolm.train_mlm import _random_windows, mask_span, mask_tokens, pretrain_masked_lm, tiled_windows
 
 TOKENIZER = KmerTokenizer(k=3)
 VOCAB = TOKENIZER.vocab_size
@@ -147,7 +147,7 @@ def test_random_windows_stay_inside_contigs() -> None:
 
 def test_tiled_windows_cover_each_stream_once() -> None:
     streams = [np.arange(100, 135), np.arange(200, 203)]
-    tokens, lengths = _tiled_windows(streams, 16)
+    tokens, lengths = tiled_windows(streams, 16)
     assert lengths.tolist() == [16, 16, 3, 3]
     covered = np.concatenate([row[:n] for row, n in zip(tokens, lengths, strict=True)])
     np.testing.assert_array_equal(covered, np.concatenate(streams))

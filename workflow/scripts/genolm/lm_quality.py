@@ -61,12 +61,12 @@ def next_token_quality(
     lm: Any, streams: Sequence[np.ndarray], batch_size: int = 32, bptt: int = 70
 ) -> dict[str, float]:
     """Next-token cross-entropy and accuracy of an AWD-LSTM over whole streams (genolm.train's validation pass)."""
-    from genolm.train import _lm_epoch, _lm_layout
+    from genolm.train import lm_epoch, lm_layout
 
-    layout = _lm_layout([len(s) for s in streams], [0] * len(streams), bptt, batch_size, np.arange(len(streams)))
+    layout = lm_layout([len(s) for s in streams], [0] * len(streams), bptt, batch_size, np.arange(len(streams)))
     flat = np.concatenate([*[np.asarray(s, np.int64) for s in streams], np.zeros(2, np.int64)])
     device = next(lm.model.parameters()).device
-    loss, accuracy, n = _lm_epoch(lm.model, flat, layout, bptt, device)
+    loss, accuracy, n = lm_epoch(lm.model, flat, layout, bptt, device)
     unigram_loss, unigram_accuracy = _unigram(np.concatenate([np.asarray(s[1:], np.int64) for s in streams]))
     return {"tokens": n, "loss": loss, "accuracy": accuracy, "stride_loss": lm.tokenizer.stride * math.log(4),
             "unigram_loss": unigram_loss, "unigram_accuracy": unigram_accuracy}  # fmt: skip
@@ -77,14 +77,14 @@ def masked_quality(
 ) -> dict[str, float]:
     """Masked-token cross-entropy and accuracy of a transformer MLM on windows tiling the streams, masked once
     with the span masking of its pretraining (genolm.train_mlm)."""
-    from genolm.train_mlm import _evaluate, _tiled_windows, mask_span, mask_tokens
+    from genolm.train_mlm import evaluate_masked, mask_span, mask_tokens, tiled_windows
 
-    tokens, lengths = _tiled_windows([np.asarray(s, np.int64) for s in streams], lm.model.config.max_tokens)
+    tokens, lengths = tiled_windows([np.asarray(s, np.int64) for s in streams], lm.model.config.max_tokens)
     rng = np.random.default_rng(seed)
     span = mask_span(lm.tokenizer.k, lm.tokenizer.stride)
     inputs, targets = mask_tokens(tokens, lengths, rng, vocab_size=lm.tokenizer.vocab_size, mask_p=mask_p, span=span)
     device = next(lm.model.parameters()).device
-    loss, accuracy = _evaluate(lm.model, (inputs, lengths, targets), batch_size, device)
+    loss, accuracy = evaluate_masked(lm.model, (inputs, lengths, targets), batch_size, device)
     masked = targets[targets >= 0]
     unigram_loss, unigram_accuracy = _unigram(masked.astype(np.int64))
     return {"tokens": int(masked.size), "loss": loss, "accuracy": accuracy, "stride_loss": float("nan"),

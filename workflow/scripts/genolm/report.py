@@ -41,7 +41,7 @@ pre{background:#f6f6f6;padding:.8em;overflow:auto;font-size:.8em}
 """
 
 
-def _figure_html(figure: plt.Figure, name: str, figures_dir: Path, alt: str) -> str:
+def figure_html(figure: plt.Figure, name: str, figures_dir: Path, alt: str) -> str:
     """Save a figure as PNG under figures_dir and inline it, so the page stands alone."""
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight", metadata={"Software": None})
@@ -52,7 +52,7 @@ def _figure_html(figure: plt.Figure, name: str, figures_dir: Path, alt: str) -> 
     return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{encoded}">'
 
 
-def _table_html(table: pd.DataFrame, baseline_column: str | None = None) -> str:
+def table_html(table: pd.DataFrame, baseline_column: str | None = None) -> str:
     if table.empty:
         return '<p class="note">(no rows)</p>'
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in table.columns)
@@ -404,19 +404,19 @@ def _amr_parts(entries: Sequence[Mapping[str, Any]], figures: Path) -> list[str]
                 '<p class="note">Demo genome: its AMR genes are synthetic labels on random ORFs (the CDS nearest each '
                 "copy of one IS family, and every 40th CDS), a check of the plumbing, not biology.</p>"
             )
-        parts.append(_table_html(replicons))
+        parts.append(table_html(replicons))
         gene_columns = ["contig", "start", "end", "strand", "gene", "product", "amr_class", "nearest_call",
                         "distance_bp", "is_side", "orientation", "calls_near"]  # fmt: skip
         parts.append("<p>AMR genes and their nearest IS call (at most 50):</p>")
-        parts.append(_table_html(by_gene[gene_columns].head(50) if len(by_gene) else by_gene))
+        parts.append(table_html(by_gene[gene_columns].head(50) if len(by_gene) else by_gene))
         parts.append(f"<p>IS calls within {near:,} bp of an AMR gene, nearest first (at most 25):</p>")
-        parts.append(_table_html(call_table_for_report(by_call, near) if len(by_call) else by_call))
+        parts.append(table_html(call_table_for_report(by_call, near) if len(by_call) else by_call))
         slug = f"{entry['genome']}_{entry['task']}_{entry['model']}"
         parts.append(
-            _figure_html(distance_figure(by_call, by_gene, label, near), f"amr_distance_{slug}", figures, label)
+            figure_html(distance_figure(by_call, by_gene, label, near), f"amr_distance_{slug}", figures, label)
         )
         map_figure = replicon_map_figure(by_call, by_gene, replicons, label)
-        parts.append(_figure_html(map_figure, f"amr_map_{slug}", figures, f"IS calls and AMR genes {label}"))
+        parts.append(figure_html(map_figure, f"amr_map_{slug}", figures, f"IS calls and AMR genes {label}"))
     return parts
 
 
@@ -431,7 +431,7 @@ def _reads_parts(entries: Sequence[Mapping[str, Any]]) -> list[str]:
         "a shorter one (reads_short) is scored whole, an input shorter than any the model saw in training; reads "
         "under readscan.min_length are not scored. The threshold is the classifier's validation-chosen one. "
         "Positive reads are in results/reads/{sample}/{task}/{model}/positives.fasta.gz.</p>",
-        _table_html(table[[column for column in columns if column in table]]),
+        table_html(table[[column for column in columns if column in table]]),
     ]
 
 
@@ -470,9 +470,9 @@ def _homology_parts(entries: Sequence[Mapping[str, Any]]) -> list[str]:
     ]
     for entry in entries:
         parts.append(f"<h3>{html.escape(entry['genome'])}</h3>")
-        parts.append(_table_html(_read_tsv(entry["summary"])))
+        parts.append(table_html(_read_tsv(entry["summary"])))
         if entry.get("evaluation"):
-            parts.append("<p>Against the known IS elements:</p>" + _table_html(homology_comparison(entry)))
+            parts.append("<p>Against the known IS elements:</p>" + table_html(homology_comparison(entry)))
     return parts
 
 
@@ -546,7 +546,7 @@ def build_report(
     )
     if dataset_summary_paths:
         summary = pd.concat([_read_tsv(path) for path in dataset_summary_paths], ignore_index=True)
-        parts = [_table_html(summary)]
+        parts = [table_html(summary)]
         if "test_with_train_near_duplicate" in summary:
             parts.append(
                 '<p class="note">Real datasets are split by MinHash similarity clusters (or IS families); the last '
@@ -556,14 +556,14 @@ def build_report(
         if overlap_path is not None:
             overlap = _read_tsv(overlap_path)
             parts.append("<h3>Overlap between datasets</h3>")
-            parts.append(_table_html(overlap) if len(overlap) else "<p>Only one task: nothing to compare.</p>")
+            parts.append(table_html(overlap) if len(overlap) else "<p>Only one task: nothing to compare.</p>")
         sections.append(_section("Labelled data", *parts))
 
     metric_parts = []
     protocols = {origin_task(name, settings): protocol(settings) for name, settings in task_settings.items()}
     for task in tasks:
         metric_parts.append(f"<h3>{html.escape(task)} ({html.escape(protocols.get(task, 'split'))})</h3>")
-        metric_parts.append(_table_html(metric_overview(metrics, task), baseline_column="model"))
+        metric_parts.append(table_html(metric_overview(metrics, task), baseline_column="model"))
     pretrained = [
         name
         for name, settings in config.get("models", {}).items()
@@ -574,7 +574,7 @@ def build_report(
         0,
         "<h3>Every model on every task (test MCC, mean over seeds)</h3>"
         f'<p class="note">ULMFiT models (pretrained AWD-LSTM): {html.escape(", ".join(pretrained) or "none")}. '
-        "The last column names the rival that beats every one of them, where one does.</p>" + _table_html(comparison),
+        "The last column names the rival that beats every one of them, where one does.</p>" + table_html(comparison),
     )
     sections.append(_section("Classifier metrics (test split)", *metric_parts))
 
@@ -585,7 +585,7 @@ def build_report(
                 ["benchmark", "task", "split", "metric", "published_value", "published_method", "published_protocol",
                  "model", "value", "ci_low", "ci_high", "difference", "outside_ci", "seeds", "folds"]
             ]  # fmt: skip
-            body = _table_html(shown.round(3))
+            body = table_html(shown.round(3))
         else:
             body = "<p>No task of this run is a benchmark with published figures.</p>"
         sections.append(
@@ -609,15 +609,15 @@ def build_report(
         predictions = {run["model"]: pd.read_csv(run["predictions"], sep="\t") for run in chosen}
         histories = {run["model"]: pd.read_csv(run["history"], sep="\t") for run in chosen}
         curve_parts.append(f"<h3>{html.escape(task)} (seed {first_seed})</h3>")
-        curve_parts.append(_figure_html(roc_figure(task, predictions), f"roc_{task}", figures, f"ROC curves {task}"))
-        curve_parts.append(_figure_html(pr_figure(task, predictions), f"pr_{task}", figures, f"PR curves {task}"))
+        curve_parts.append(figure_html(roc_figure(task, predictions), f"roc_{task}", figures, f"ROC curves {task}"))
+        curve_parts.append(figure_html(pr_figure(task, predictions), f"pr_{task}", figures, f"PR curves {task}"))
         curve_parts.append(
-            _figure_html(calibration_figure(task, predictions), f"calibration_{task}", figures, f"calibration {task}")
+            figure_html(calibration_figure(task, predictions), f"calibration_{task}", figures, f"calibration {task}")
         )
         curve_parts.append("<p>Test confusion counts at each model's validation-chosen threshold:</p>")
-        curve_parts.append(_table_html(confusion_table(metrics, task), baseline_column="model"))
+        curve_parts.append(table_html(confusion_table(metrics, task), baseline_column="model"))
         curve_parts.append(
-            _figure_html(training_figure(task, histories), f"training_{task}", figures, f"training curves {task}")
+            figure_html(training_figure(task, histories), f"training_{task}", figures, f"training curves {task}")
         )
     sections.append(_section("ROC, precision-recall, calibration and training curves", *curve_parts))
 
@@ -634,7 +634,7 @@ def build_report(
                 if entry["task"] == task
             }
             embedding_parts.append(
-                _figure_html(embedding_figure(task, projections), f"embeddings_{task}", figures, f"t-SNE {task}")
+                figure_html(embedding_figure(task, projections), f"embeddings_{task}", figures, f"t-SNE {task}")
             )
         sections.append(_section("Classifier embeddings (t-SNE)", *embedding_parts))
 
@@ -645,8 +645,8 @@ def build_report(
                 '<p class="note">Genome pretraining and task fine-tuning of the language models the classifiers '
                 "start from. A next-k-mer model that learnt nothing beyond the k-mer overlap scores ln(4^stride) nats; "
                 "the gain column is how far below that it got.</p>",
-                _table_html(language_model_table(language_models)),
-                _figure_html(language_model_figure(language_models), "language_models", figures, "language models"),
+                table_html(language_model_table(language_models)),
+                figure_html(language_model_figure(language_models), "language_models", figures, "language models"),
             )
         )
 
@@ -655,20 +655,20 @@ def build_report(
         label = f"{scan['genome']} / {scan['task']} / {scan['model']}"
         scan_parts.append(f"<h3>{html.escape(label)}</h3>")
         summary = _read_tsv(scan["summary"])
-        scan_parts.append(_table_html(summary))
+        scan_parts.append(table_html(summary))
         if not summary.empty and int(summary["calls"].sum()) == 0:
             scan_parts.append('<p class="note">This scan made no calls above the validation threshold.</p>')
         if scan.get("evaluation"):
-            scan_parts.append("<p>Against the known elements:</p>" + _table_html(_read_tsv(scan["evaluation"])))
+            scan_parts.append("<p>Against the known elements:</p>" + table_html(_read_tsv(scan["evaluation"])))
         truth = None
         if scan.get("truth"):
             truth = read_gff3(scan["truth"], types={TRUTH_TYPES[scan["kind"]]})
         scores = load_scan_scores(scan["scores"])
         figure, _ = track_figure(scan, scores, truth, region)
         name = f"track_{scan['genome']}_{scan['task']}_{scan['model']}"
-        scan_parts.append(_figure_html(figure, name, figures, f"score track {label}"))
+        scan_parts.append(figure_html(figure, name, figures, f"score track {label}"))
         overview = genome_overview_figure(scan, scores, truth)
-        scan_parts.append(_figure_html(overview, f"overview_{name[6:]}", figures, f"genome overview {label}"))
+        scan_parts.append(figure_html(overview, f"overview_{name[6:]}", figures, f"genome overview {label}"))
     if scan_parts:
         sections.append(_section("Genome scans (both strands)", *scan_parts))
     if amr:
@@ -681,11 +681,11 @@ def build_report(
 
     provenance_parts = [
         f"<p>genolm {html.escape(genolm.__version__)}, git commit <code>{html.escape(git_commit())}</code>.</p>",
-        _table_html(pd.DataFrame(sorted(package_versions().items()), columns=["package", "version"])),
+        table_html(pd.DataFrame(sorted(package_versions().items()), columns=["package", "version"])),
     ]
     if data_files:
         checksums = pd.DataFrame([(str(path), sha256_file(path)) for path in data_files], columns=["file", "sha256"])
-        provenance_parts.append("<p>Data checksums:</p>" + _table_html(checksums))
+        provenance_parts.append("<p>Data checksums:</p>" + table_html(checksums))
     timing_paths = [*timing_paths, *(benchmark_files(benchmark_dir) if benchmark_dir else [])]
     timings = _timings(timing_paths) if timing_paths else pd.DataFrame(columns=["step", "seconds", "max_rss_mb"])
     timings = timings.drop_duplicates("step")
@@ -693,9 +693,9 @@ def build_report(
         per_rule = timings.assign(rule=timings["step"].str.split("/").str[0]).groupby("rule", sort=False)
         provenance_parts.append(
             "<p>Runtime per stage (Snakemake benchmark files, summed over jobs):</p>"
-            + _table_html(per_rule["seconds"].agg(jobs="count", seconds="sum").reset_index())
+            + table_html(per_rule["seconds"].agg(jobs="count", seconds="sum").reset_index())
             + "<p>Runtime of every timed job:</p>"
-            + _table_html(timings)
+            + table_html(timings)
         )
     machine = machine_description()
     provenance_parts.append(

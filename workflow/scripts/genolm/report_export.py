@@ -14,7 +14,7 @@ from typing import Any
 import matplotlib.colors
 import pandas as pd
 
-from genolm.report import _figure_html, _table_html, plt  # genolm.report selects the headless backend
+from genolm.report import figure_html, plt, table_html  # genolm.report selects the headless backend
 
 NEGATIVE_COLOUR = "#bdbdbd"
 OTHER_COLOUR = "#6b6b6b"
@@ -92,7 +92,7 @@ def export_parts(entries: Sequence[Mapping[str, Any]], figures: Path) -> list[st
         "(safetensors), a JSON and Markdown model card (threshold, test metrics, training data checksums, intended "
         "use, limitations) and loads with <code>genolm.load_model(folder)</code>; every file is checked against "
         "the card's SHA-256 on load.</p>",
-        _table_html(card_table(cards)),
+        table_html(card_table(cards)),
     ]
     figures = Path(figures)
     figures.mkdir(parents=True, exist_ok=True)
@@ -105,7 +105,7 @@ def export_parts(entries: Sequence[Mapping[str, Any]], figures: Path) -> list[st
         name = str(card["name"])
         parts.append(f"<h3>{html.escape(name)}: test embeddings by family</h3>")
         parts.append(
-            _figure_html(
+            figure_html(
                 family_figure(f"{name}: t-SNE of test embeddings", projection),
                 f"embeddings_groups_{name}",
                 figures,

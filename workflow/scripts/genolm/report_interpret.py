@@ -11,7 +11,7 @@ from typing import Any
 
 import pandas as pd
 
-from genolm.report import _table_html
+from genolm.report import table_html
 
 
 def _png_html(path: str | Path, name: str, figures: Path, alt: str) -> str:
@@ -49,12 +49,12 @@ def interpret_parts(entries: Sequence[Mapping[str, Any]], figures: Path) -> list
             parts.append(f"<h3>ISM: {html.escape(label)}</h3>")
             parts.append(_png_html(entry["figure"], name, figures, f"in-silico mutagenesis {label}"))
             table = pd.read_csv(entry["table"], sep="\t")
-            parts.append(_table_html(_top_substitutions(table)))
+            parts.append(table_html(_top_substitutions(table)))
         else:
             label = f"{entry['task']} / {entry['model']}"
             name = f"motifs_{entry['task']}_{entry['model']}"
             parts.append(f"<h3>Motifs: {html.escape(label)}</h3>")
-            parts.append(_table_html(pd.read_csv(entry["motifs"], sep="\t")))
+            parts.append(table_html(pd.read_csv(entry["motifs"], sep="\t")))
             parts.append(_png_html(entry["logos"], name, figures, f"motif logos {label}"))
             if entry.get("meme"):
                 parts.append(f'<p class="note">PWMs in MEME format (for TomTom): {html.escape(str(entry["meme"]))}</p>')

@@ -41,7 +41,7 @@ def class_comparison(table: pd.DataFrame, lm: str) -> list[dict[str, Any]]:
 
 
 def _quality_part(entries: Sequence[Mapping[str, Any]]) -> list[str]:
-    from genolm.report import _table_html
+    from genolm.report import table_html
 
     tables = [pd.read_csv(entry["table"], sep="\t") for entry in entries]
     table = pd.concat(tables, ignore_index=True)
@@ -54,14 +54,14 @@ def _quality_part(entries: Sequence[Mapping[str, Any]]) -> list[str]:
         "new ones, so a model that knows the tokenization but nothing about DNA scores this; uniform_loss = "
         "ln(4^k): a model that knows nothing; unigram_loss/unigram_accuracy: the evaluated tokens' own k-mer "
         "frequencies. A loss above the stride baseline means the LM has not yet learned the k-mer overlap.</p>",
-        _table_html(table),
+        table_html(table),
     ]
 
 
 def _variants_part(vcf: str, entries: Sequence[Mapping[str, Any]], figures: Path) -> list[str]:
     import matplotlib.pyplot as plt
 
-    from genolm.report import _figure_html, _table_html
+    from genolm.report import figure_html, table_html
     from genolm.variant_effects import read_scores_tsv
 
     tables = {entry["lm"]: read_scores_tsv(entry["table"]) for entry in entries}
@@ -71,7 +71,7 @@ def _variants_part(vcf: str, entries: Sequence[Mapping[str, Any]], figures: Path
           "median_llr": float(t["llr"].median()), "median_cosine": float(t["cosine"].median())}
          for lm, t in tables.items()]
     )  # fmt: skip
-    parts.append(_table_html(summary))
+    parts.append(table_html(summary))
     labelled = {lm: t for lm, t in tables.items() if {"box", "background"} <= set(t["class"])}
     if not labelled:
         return parts
@@ -83,7 +83,7 @@ def _variants_part(vcf: str, entries: Sequence[Mapping[str, Any]], figures: Path
         "probability. auroc_box: how well the score (negated for llr and delta_prob, so that larger = more "
         "disruptive) ranks box SNVs above background ones; 0.5 = no signal.</p>"
     )
-    parts.append(_table_html(pd.DataFrame(rows)))
+    parts.append(table_html(pd.DataFrame(rows)))
     scores = [s for s in ("llr", "delta_prob") if any(t[s].notna().any() for t in labelled.values())]
     figure, axes = plt.subplots(len(scores), 1, figsize=(max(5.0, 1.6 * len(labelled) + 2), 3.0 * len(scores)),
                                 squeeze=False)  # fmt: skip
@@ -100,7 +100,7 @@ def _variants_part(vcf: str, entries: Sequence[Mapping[str, Any]], figures: Path
         axis.set_ylabel(score)
     axes[0, 0].set_title(f"{vcf}: variant scores by class")
     name = f"lm_variants_{vcf}"
-    parts.append(_figure_html(figure, name, figures, f"{vcf} variant scores, box vs background"))
+    parts.append(figure_html(figure, name, figures, f"{vcf} variant scores, box vs background"))
     return parts
 
 

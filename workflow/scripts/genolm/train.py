@@ -614,7 +614,7 @@ def _classifier_epoch(
 
 
 @dataclass
-class _LMLayout:
+class LMLayout:
     """Truncated-BPTT layout: `starts[s, b]` is where row b's piece at step s begins in the flat token array,
     `n_pred[s, b]` its number of predictions (0 = empty filler), `reset[s, b]` whether the piece begins a
     contig (or a row), i.e. the LSTM state must start from zero there."""
@@ -635,9 +635,9 @@ def _as_streams(corpus: np.ndarray | Sequence[np.ndarray], name: str) -> list[np
     return [s.astype(np.int64, copy=False) for s in streams]
 
 
-def _lm_layout(
+def lm_layout(
     lengths: Sequence[int], offsets: Sequence[int], bptt: int, batch_size: int, order: np.ndarray
-) -> _LMLayout:
+) -> LMLayout:
     """Cut every stream into pieces of `bptt` predictions (contigs in `order`, each skipping its first
     `offsets[c]` tokens) and lay them out as `batch_size` parallel rows, each row continuing its pieces in
     order. Pieces never cross a stream boundary, so contigs are never joined."""
@@ -654,7 +654,7 @@ def _lm_layout(
         n_pred.append(np.minimum(bptt, predictions - piece_starts))
         first.append(piece_starts == 0)
     if not starts:
-        return _LMLayout(
+        return LMLayout(
             np.zeros((0, batch_size), np.int64),
             np.zeros((0, batch_size), np.int64),
             np.zeros((0, batch_size), bool),
@@ -668,11 +668,11 @@ def _lm_layout(
     # Row-major fill: row b holds pieces b*steps .. (b+1)*steps-1, so a contig's pieces stay consecutive.
     reset = all_first.reshape(batch_size, steps).T.copy()
     reset[0] = True
-    return _LMLayout(all_starts.reshape(batch_size, steps).T.copy(), all_n.reshape(batch_size, steps).T.copy(), reset)
+    return LMLayout(all_starts.reshape(batch_size, steps).T.copy(), all_n.reshape(batch_size, steps).T.copy(), reset)
 
 
 def _lm_batch(
-    flat: np.ndarray, layout: _LMLayout, step: int, bptt: int, device: torch.device
+    flat: np.ndarray, layout: LMLayout, step: int, bptt: int, device: torch.device
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(inputs [B, bptt], targets [B, bptt] with IGNORE_TARGET on filler, keep-state [1, B, 1])."""
     offsets = np.arange(bptt)
@@ -696,10 +696,10 @@ def _split_valid(streams: list[np.ndarray], fraction: float) -> tuple[list[np.nd
     return [s[:c] for s, c in zip(streams, cuts, strict=True)], [s[c:] for s, c in zip(streams, cuts, strict=True)]
 
 
-def _lm_epoch(
+def lm_epoch(
     lm: AWDLSTMLanguageModel,
     flat: np.ndarray,
-    layout: _LMLayout,
+    layout: LMLayout,
     bptt: int,
     device: torch.device,
     *,
@@ -806,7 +806,7 @@ def pretrain_language_model(
     lengths = [len(s) for s in streams]
     flat = np.concatenate([*streams, np.zeros(2, np.int64)])  # the tail keeps clipped gathers in range
     valid_flat = np.concatenate([*valid_streams, np.zeros(2, np.int64)])
-    valid_layout = _lm_layout(
+    valid_layout = lm_layout(
         [len(s) for s in valid_streams],
         [0] * len(valid_streams),
         bptt,
@@ -817,7 +817,7 @@ def pretrain_language_model(
     layouts = []
     for _ in range(cfg.epochs):
         offsets = [int(rng.integers(0, bptt)) if n - 1 > bptt else 0 for n in lengths]
-        layouts.append(_lm_layout(lengths, offsets, bptt, cfg.batch_size, rng.permutation(len(streams))))
+        layouts.append(lm_layout(lengths, offsets, bptt, cfg.batch_size, rng.permutation(len(streams))))
     if not layouts[0].n_pred.sum() or not valid_layout.n_pred.sum():
         raise ConfigError("language model: the training or validation corpus has no token with a successor")
 
@@ -844,7 +844,7 @@ def pretrain_language_model(
             continue
         started = time.perf_counter()
         try:
-            train_loss, _, n_train = _lm_epoch(
+            train_loss, _, n_train = lm_epoch(
                 lm, flat, layout, bptt, device, optimizer=optimizer, scheduler=scheduler,
                 alpha=alpha, beta=beta, grad_clip=cfg.grad_clip, epoch=epoch,
             )  # fmt: skip
@@ -852,7 +852,7 @@ def pretrain_language_model(
             raise _diverged(str(err), epoch - 1, resume_path) from err
         _check_explosion(train_loss, rows, cfg, epoch, "language-model training", resume_path)
         train_seconds = time.perf_counter() - started
-        valid_loss, valid_accuracy, _ = _lm_epoch(lm, valid_flat, valid_layout, bptt, device)
+        valid_loss, valid_accuracy, _ = lm_epoch(lm, valid_flat, valid_layout, bptt, device)
         row = {
             "epoch": epoch,
             "train_loss": train_loss,

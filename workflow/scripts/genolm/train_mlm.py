@@ -142,7 +142,7 @@ def _random_windows(
     return _gather_windows(flat, bounds[contig] + start, window_lengths, context)
 
 
-def _tiled_windows(streams: list[np.ndarray], context: int) -> tuple[np.ndarray, np.ndarray]:
+def tiled_windows(streams: list[np.ndarray], context: int) -> tuple[np.ndarray, np.ndarray]:
     """Consecutive windows of `context` tokens covering every stream once (the last of each may be shorter)."""
     starts, window_lengths = [], []
     offset = 0
@@ -168,7 +168,7 @@ def _masked_ce(
     return ce, (logits.argmax(-1) == wanted).sum(), selected.sum()
 
 
-def _evaluate(
+def evaluate_masked(
     model: TransformerMaskedLM,
     windows: tuple[np.ndarray, np.ndarray, np.ndarray],
     batch_size: int,
@@ -245,7 +245,7 @@ def pretrain_masked_lm(
     device = select_device(cfg.device)
     model.to(device)
 
-    valid_tokens, valid_lengths = _tiled_windows(valid_streams, context)
+    valid_tokens, valid_lengths = tiled_windows(valid_streams, context)
     valid_inputs, valid_targets = mask_tokens(
         valid_tokens, valid_lengths, valid_rng, vocab_size=vocab, mask_p=mask_p, span=span
     )
@@ -309,7 +309,7 @@ def pretrain_masked_lm(
             n_tokens += int(lengths.sum())
             progress.update(step + 1, float(loss.detach()))
         train_seconds = time.perf_counter() - started
-        valid_loss, valid_accuracy = _evaluate(model, valid_windows, cfg.batch_size, device)
+        valid_loss, valid_accuracy = evaluate_masked(model, valid_windows, cfg.batch_size, device)
         row = {
             "epoch": epoch,
             "train_loss": float(ce_sum) / max(n_targets, 1),
