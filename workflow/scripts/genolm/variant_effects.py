@@ -169,6 +169,14 @@ def _classifier_delta(alleles: Sequence[Allele], classifier: str | Path, device:
             best.append(float(np.max(probs)))
         if len(best) == 2:
             out[index] = best[1] - best[0]
+    if len(alleles) and np.isnan(out).all():
+        log.warning(
+            "%s: no %d bp classifier window fits the variant windows; delta_prob is empty (raise the flank to at "
+            "least %d bp)",
+            classifier,
+            window,
+            window // 2,
+        )
     return out
 
 
