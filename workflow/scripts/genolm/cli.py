@@ -12,18 +12,9 @@ import genolm
 from genolm import cli_export, cli_interpret, cli_lm
 from genolm.errors import ConfigError
 from genolm.runtime import configure_logging, set_threads, user_errors
+from genolm.scan import CALL_DEFAULTS as SCAN_DEFAULTS
 
 log = logging.getLogger("genolm")
-
-SCAN_DEFAULTS = {
-    "step": 10,
-    "merge_gap": 0,
-    "min_windows": 1,
-    "peak_distance": 50,
-    "tss_offset": 60,
-    "point_tolerance": 20,
-    "min_overlap": 0.5,
-}
 
 
 def _demo(args: argparse.Namespace) -> None:

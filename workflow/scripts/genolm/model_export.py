@@ -30,6 +30,7 @@ import pandas as pd
 from genolm.atomic import atomic_path, write_text_atomic
 from genolm.errors import CheckpointError, InputFormatError
 from genolm.provenance import package_versions, sha256_file
+from genolm.scan import CALL_DEFAULTS
 
 log = logging.getLogger(__name__)
 
@@ -39,16 +40,6 @@ CARD_FILE = "card.json"
 WEIGHTS_FILE = "model.safetensors"
 SIDECAR_FILE = "model.json"
 README_FILE = "README.md"
-# Scan settings used when a card's task block leaves one out (the CLI's and the schema's defaults).
-SCAN_FALLBACK = {
-    "step": 10,
-    "merge_gap": 0,
-    "min_windows": 1,
-    "peak_distance": 50,
-    "tss_offset": 60,
-    "point_tolerance": 20,
-    "min_overlap": 0.5,
-}
 # What each task builder's data is, for the card's training-data and limitations sections.
 SOURCE_DESCRIPTIONS = {
     "demo": "windows of genolm's synthetic demo genome (simulated promoters and IS families, not real biology)",
@@ -177,7 +168,7 @@ def build_card(
             "kind": kind,
             "strand_specific": strand_specific,
             "source": source,
-            "scan": {**SCAN_FALLBACK, **_json_ready(task.get("scan") or {})},
+            "scan": {**CALL_DEFAULTS, **_json_ready(task.get("scan") or {})},
         },
         "threshold": {"value": threshold, "chosen_by": f"maximum {threshold_metric} on the validation split"},
         "test_metrics": test_metrics,
@@ -420,7 +411,7 @@ class ExportedModel:
         from genolm.genome_scan import SCAN_DEFAULTS, output_paths, scan_genome
 
         task = self.card["task"]
-        scan = {**SCAN_FALLBACK, **task["scan"], **scan_settings}
+        scan = {**CALL_DEFAULTS, **task["scan"], **scan_settings}
         # the genome-wide settings (N fraction, bedGraph bin) are scan_genome arguments, not task settings
         global_keys = {key: scan.pop(key) for key in list(scan) if key in SCAN_DEFAULTS}
         prefix = Path(outdir)

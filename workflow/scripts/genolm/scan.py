@@ -54,6 +54,19 @@ def _reverse_complement(seq: str) -> str:
     return seq.translate(_COMPLEMENT)[::-1]
 
 
+# Window step and calling settings of a task's `scan` block when it leaves one out (the schema's defaults): the CLI
+# and exported model cards fill gaps from here.
+CALL_DEFAULTS = {
+    "step": 10,
+    "merge_gap": 0,
+    "min_windows": 1,
+    "peak_distance": 50,
+    "tss_offset": 60,
+    "point_tolerance": 20,
+    "min_overlap": 0.5,
+}
+
+
 @dataclass(frozen=True)
 class ScanConfig:
     """Scan parameters (config ``scan:`` block); ``min_windows`` = fewest positive windows per call."""
