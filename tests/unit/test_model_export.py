@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from test_checkpoint import trained_like  # the checkpoint tests' perturbation (tests/unit is on sys.path)
 
 import genolm
 from genolm.checkpoint import LANGUAGE_MODEL_ARCH, load_checkpoint, save_checkpoint
@@ -45,24 +46,12 @@ def random_dna(n: int, length: int, seed: int) -> list[str]:
     return ["".join(rng.choice(list("ACGT"), size=length)) for _ in range(n)]
 
 
-def perturbed(model: torch.nn.Module) -> torch.nn.Module:
-    """Nudge every tensor (BatchNorm statistics too), so a round trip cannot pass by re-initialisation."""
-    torch.manual_seed(1)
-    with torch.no_grad():
-        for name, tensor in model.state_dict().items():
-            if tensor.is_floating_point():
-                tensor.add_(0.1 * torch.randn_like(tensor))
-                if "running_var" in name:
-                    tensor.abs_()
-    return model.eval()
-
-
 def make_checkpoint(folder: Path, arch: str = "cnn", kind: str = "promoter") -> Path:
     params, k = ARCHS[arch]
     tokenizer = KmerTokenizer(k=k, stride=1)
     torch.manual_seed(0)
     window_tokens = tokenizer.n_tokens(WINDOW)
-    model = perturbed(build_classifier(arch, params, tokenizer.vocab_size, window_tokens))
+    model = trained_like(build_classifier(arch, params, tokenizer.vocab_size, window_tokens))
     path = folder / "train" / arch / "model.safetensors"
     meta = {
         "arch": arch,
