@@ -18,8 +18,6 @@ rule in_silico_mutagenesis:
     conda:
         ENV_TORCH
     threads: 2
-    resources:
-        gpu=1,
     params:
         task=lambda wildcards: config["tasks"][wildcards.task],
         region=ism_region,
@@ -46,8 +44,6 @@ rule discover_motifs:
     conda:
         ENV_TORCH
     threads: 2
-    resources:
-        gpu=1,
     params:
         task=lambda wildcards: config["tasks"][wildcards.task],
         sequences=config["interpret"]["motifs"]["sequences"],
