@@ -16,6 +16,7 @@ from workflow_run import PROFILE, REPO, snakemake
 
 from genolm.download import read_sheet
 from genolm.seqio import read_fasta, read_fastq
+from genolm.sources.splits import heldout_regions
 
 BENCHMARKS = REPO / "config" / "benchmarks.yaml"
 pytestmark = [pytest.mark.e2e, pytest.mark.shared_data]
@@ -109,6 +110,16 @@ def test_published_protocol_tasks_cut_each_class_at_random(data_run, task, test_
     # (223 of 576 for E. coli, 83 of 206 for B. subtilis with seed 1), which the published figures rode on
     assert int(summary["test_with_train_near_duplicate"].iloc[0]) > 0
     assert '"method": "random"' in (folder / "splits.tsv").read_text().splitlines()[0]
+
+
+def test_the_genome_background_promoter_task_holds_out_the_end_of_the_genome(data_run):
+    folder = data_run / "results" / "data" / "regulondb"
+    held_out = heldout_regions(folder / "splits.tsv")
+    assert held_out == [("NC_000913.3", 3_249_156, 4_641_652)]  # the last 30 % of MG1655
+    test = pd.read_csv(folder / "test.tsv", sep="\t")
+    train = pd.read_csv(folder / "train.tsv", sep="\t")
+    assert test["start"].min() >= held_out[0][1] and train["end"].max() <= round(0.6 * 4_641_652)
+    assert test["id"].str.contains("_shift").any()  # TSS windows shifted by up to 20 bp are positives too
 
 
 def test_cnnprom_ecoli_keeps_its_published_counts(data_run):

@@ -36,6 +36,8 @@ def test_dry_run_of_every_shipped_config(config, tmp_path):
     data_rule = "build_task_dataset" if config.name == "benchmarks.yaml" else "make_demo"
     for rule in (data_rule, "train_classifier", "evaluate_classifier", "scan_genome", "build_report"):
         assert rule in result.stdout
+    if config.name == "benchmarks.yaml":  # a promoter task split by region, scanned on its own annotated genome
+        assert "results/scan/mg1655/regulondb/cnn/context/evaluation.tsv" in result.stdout
 
 
 @pytest.mark.parametrize(

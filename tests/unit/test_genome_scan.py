@@ -5,6 +5,7 @@ import tracemalloc
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pysam
 import pytest
 import torch
@@ -445,6 +446,12 @@ def test_window_labels_and_average_precision_match_sklearn():
     assert genome_scan.average_precision(scores, labels) == pytest.approx(average_precision_score(labels, scores))
 
 
+def _one_contig_scores(path, plus, minus, window=81):
+    """A scan's scores.npz for one contig `chr`, windows at every start from 0."""
+    starts = np.arange(len(plus))
+    np.savez(path, contigs=np.array(["chr"]), window=window, step=1, starts_0=starts, plus_0=plus, minus_0=minus)
+
+
 def test_evaluate_scan_reports_window_auprc_and_is_fdr(tmp_path):
     truth = tmp_path / "truth.gff3"
     truth.write_text(
@@ -452,18 +459,9 @@ def test_evaluate_scan_reports_window_auprc_and_is_fdr(tmp_path):
         "chr\tx\tpromoter\t100\t161\t.\t+\t.\tID=p1;tss=160\n"
         "chr\tx\tinsertion_sequence\t1001\t2000\t.\t.\t.\tID=is1\n"
     )
-    starts = np.arange(0, 400)
     plus = np.zeros(400, np.float32)
     plus[100] = 0.9  # the window whose TSS position (100 + 60) is the true TSS
-    np.savez(
-        tmp_path / "scores.npz",
-        contigs=np.array(["chr"]),
-        window=81,
-        step=1,
-        starts_0=starts,
-        plus_0=plus,
-        minus_0=np.zeros(400, np.float32),
-    )
+    _one_contig_scores(tmp_path / "scores.npz", plus, np.zeros(400, np.float32))
     calls = tmp_path / "calls.gff3.gz"
     lengths = {"chr": 5000}
     point = Call("chr", 160, 161, "+", 0.9, 160, "TSS")
@@ -480,3 +478,51 @@ def test_evaluate_scan_reports_window_auprc_and_is_fdr(tmp_path):
     table = genome_scan.evaluate_scan(calls, truth, {"kind": "is", "scan": {"min_overlap": 0.5}}, tmp_path / "e.tsv")
     metrics = dict(zip(table["metric"], table["value"], strict=True))
     assert (metrics["recall"], metrics["precision"], metrics["fdr"]) == (1.0, 0.5, 0.5)
+
+
+def test_evaluate_scan_of_a_region_split_task_counts_the_held_out_stretch_only(tmp_path):
+    # Two TSSs: one in the training stretch [0, 300) scored perfectly, one held out [300, 600) scored badly.
+    truth = tmp_path / "truth.gff3"
+    truth.write_text(
+        "##gff-version 3\n"
+        "chr\tx\tpromoter\t100\t161\t.\t+\t.\tID=p1;tss=160\n"
+        "chr\tx\tpromoter\t400\t461\t.\t+\t.\tID=p2;tss=460\n"
+    )
+    plus = np.full(520, 0.1, np.float32)
+    plus[100] = 0.9  # p1's window: the model saw it in training
+    plus[200] = 0.8  # a false positive in training territory
+    plus[450] = 0.5  # a held-out false positive that outranks p2's window
+    plus[400] = 0.4
+    _one_contig_scores(tmp_path / "scores.npz", plus, np.full(520, np.nan, np.float32))
+    calls = tmp_path / "calls.gff3.gz"
+    points = [Call("chr", 160, 161, "+", 0.9, 160, "TSS"), Call("chr", 510, 511, "+", 0.5, 510, "TSS")]
+    write_gff3(points, calls, provenance={}, sequence_lengths={"chr": 700}, id_prefix="p_")
+    task = {"kind": "promoter", "scan": {"point_tolerance": 20, "tss_offset": 60, "window_tolerance": 0}}
+    heldout = genome_scan.HeldOut((("chr", 300, 700),))
+    table = genome_scan.evaluate_scan(
+        calls, truth, task, tmp_path / "e.tsv", scores=tmp_path / "scores.npz", heldout=heldout
+    )
+    metrics = dict(zip(table["metric"], table["value"], strict=True))
+    # windows whose TSS position (start + 60) lies in [300, 700): starts 240..519
+    assert metrics["windows"] == 280 and metrics["n_truth"] == 1 and metrics["n_calls"] == 1
+    assert metrics["window_auprc"] == 0.5 and metrics["recall"] == 0.0
+    assert "held out: only chr:301-700" in metrics["criterion"]
+    whole = genome_scan.evaluate_scan(calls, truth, task, tmp_path / "w.tsv", scores=tmp_path / "scores.npz")
+    assert dict(zip(whole["metric"], whole["value"], strict=True))["n_truth"] == 2
+    # another contig (a plasmid the model never saw) is evaluated whole
+    assert genome_scan.HeldOut((("chr", 300, 700),)).keep("plasmid", np.array([5, 50])).all()
+
+
+def test_held_out_stretches_come_from_the_split_record(tmp_path):
+    from genolm.sources.splits import region_bounds, split_by_region, write_split_record
+
+    regions = region_bounds({"chr": 1000, "p": 10}, [0.6, 0.1, 0.3])
+    assert regions[:3] == [("chr", 0, 600, "train"), ("chr", 600, 700, "valid"), ("chr", 700, 1000, "test")]
+    table = pd.DataFrame({"contig": ["chr"] * 3, "start": [0, 590, 750], "end": [81, 671, 831]})
+    assert split_by_region(table, regions).tolist() == ["train", None, "test"]  # the middle one crosses 600
+    write_split_record(
+        tmp_path / "s.tsv", method="region", seed=1, params={"regions": regions}, assignments=pd.Series({"a": "train"})
+    )
+    held = genome_scan.HeldOut.from_split_record(tmp_path / "s.tsv")
+    assert held.regions == (("chr", 700, 1000), ("p", 7, 10))
+    assert genome_scan.HeldOut.from_split_record(None).regions == ()

@@ -275,6 +275,27 @@ def test_tss_windows_on_a_toy_genome(tmp_path):
     assert "group" in table.columns
 
 
+def test_tss_shifts_add_positives_with_the_tss_off_the_window_register(tmp_path):
+    fasta, sequence = _toy_genome(tmp_path)
+    gff = _write(tmp_path / "toy.gff", "chr\tt\tCDS\t1201\t2400\t.\t+\t0\tID=cds1\n")
+    lines = [
+        _regulondb_line("ECK1", "pA", "forward", 301, _column6(sequence, 300, "+")),
+        _regulondb_line("ECK2", "pB", "reverse", 801, _column6(sequence, 800, "-")),
+    ]
+    promoters = _write(tmp_path / "promoters.txt", "\n".join(lines) + "\n")
+    table = regulondb_tss_windows(fasta, promoters, gff, seed=0, tss_shifts=[-5, 0, 7], source="toy")
+    positives = table[table["label"] == 1].set_index("id")
+    assert len(positives) == 6 and (table["label"] == 0).sum() == 2  # negatives per TSS, not per shifted copy
+    # +7: the TSS lies 7 bp downstream of the window's +1 base (index 60), on either strand
+    plus = positives.loc["toy_pos_ECK1_shift+7"]
+    assert plus["sequence"] == sequence[233:314] and plus["sequence"][67] == sequence[300]
+    minus = positives.loc["toy_pos_ECK2_shift-5"]
+    assert minus["sequence"][55] == reverse_complement(sequence[800])
+    assert positives.loc["toy_pos_ECK1", "sequence"] == sequence[240:321]
+    with pytest.raises(ConfigError, match="tss_shifts must hold 0"):
+        regulondb_tss_windows(fasta, promoters, gff, seed=0, tss_shifts=[5, 10], source="toy")
+
+
 def test_tss_windows_refuse_sequences_that_do_not_match(tmp_path):
     fasta, sequence = _toy_genome(tmp_path)
     gff = _write(tmp_path / "toy.gff", "chr\tt\tCDS\t1201\t2400\t.\t+\t0\tID=cds1\n")

@@ -9,7 +9,7 @@ from genolm.download import read_sheet
 from genolm.errors import ConfigError, InputFormatError
 from genolm.sources.catalog import SOURCE_FILES, SOURCE_KINDS, replicon_pairs, source_files
 from genolm.sources.genomes import assemble_genome, read_contigs
-from genolm.sources.splits import read_split_record
+from genolm.sources.splits import heldout_regions, read_split_record
 from genolm.sources.tasks import build_source_table, build_task_tables
 
 
@@ -115,6 +115,57 @@ def test_family_split_needs_families(shared_data, tmp_path):
             summary=tmp_path / "summary.tsv",
         )
     assert not list(tmp_path.iterdir())
+
+
+def _regulondb_inputs(shared_data):
+    return {
+        "genome": str(shared_data / "ecoli_k12_mg1655" / "GCF_000005845.2_ASM584v2_genomic.fna.gz"),
+        "promoters": str(shared_data / "regulondb_promoters" / "PromoterSet_RegulonDB_v10.6.3.txt.gz"),
+        "gff": str(shared_data / "ecoli_k12_mg1655" / "GCF_000005845.2_ASM584v2_genomic.gff.gz"),
+    }
+
+
+@pytest.mark.shared_data
+def test_region_split_cuts_the_genome_and_records_the_held_out_stretch(shared_data, tmp_path):
+    tables = {split: tmp_path / f"{split}.tsv" for split in ("train", "valid", "test")}
+    build_task_tables(
+        "regulondb_sigma70",
+        _regulondb_inputs(shared_data),
+        {"tss_shifts": [-10, 0, 10], "negatives_per_positive": 2},
+        {"method": "region", "fractions": [0.6, 0.1, 0.3]},
+        seed=1,
+        tables=tables,
+        splits=tmp_path / "splits.tsv",
+        summary=tmp_path / "summary.tsv",
+    )
+    length = 4641652  # NC_000913.3
+    cuts = {"train": (0, round(0.6 * length)), "valid": (round(0.6 * length), round(0.7 * length))}
+    cuts["test"] = (round(0.7 * length), length)
+    for split, path in tables.items():
+        table = pd.read_csv(path, sep="\t")
+        low, high = cuts[split]
+        assert table["start"].min() >= low and table["end"].max() <= high, split
+        assert set(table["label"]) == {0, 1}
+    # the shifted copies of a TSS window stay on one side: none crosses a cut
+    train_ids = set(pd.read_csv(tables["train"], sep="\t")["id"])
+    test_ids = set(pd.read_csv(tables["test"], sep="\t")["id"])
+    stems = {name.split("_shift")[0] for name in train_ids if "_pos_" in name}
+    assert not stems & {name.split("_shift")[0] for name in test_ids if "_pos_" in name}
+    assert heldout_regions(tmp_path / "splits.tsv") == [("NC_000913.3", *cuts["test"])]
+
+
+def test_region_split_needs_a_genome_built_source(shared_data, tmp_path):
+    with pytest.raises(ConfigError, match="needs a source built from a genome"):
+        build_task_tables(
+            "cnnprom_ecoli",
+            {"positives": "p.fa", "negatives": "n.fa"},
+            {},
+            {"method": "region", "fractions": [0.8, 0.1, 0.1]},
+            seed=1,
+            tables={split: tmp_path / f"{split}.tsv" for split in ("train", "valid", "test")},
+            splits=tmp_path / "splits.tsv",
+            summary=tmp_path / "summary.tsv",
+        )
 
 
 def test_duplicate_contig_names_across_files_are_an_error(tmp_path):

@@ -250,6 +250,36 @@ def genome_known_is(wildcards):
     )
 
 
+def split_by_region(task):
+    """Whether a task is cut by genome region (split method `region`): its scans are judged on the held-out stretch."""
+    return task in SOURCE_TASKS and config["tasks"][task]["split"]["method"] == "region"
+
+
+def task_region_split(wildcards):
+    """The split record of a task split by region, as an input named splits; none for other tasks."""
+    if split_by_region(wildcards.task):
+        return {"splits": f"results/data/{wildcards.task}/splits.tsv"}
+    return {}
+
+
+def promoter_context_prefixes():
+    """results/scan/{genome}/{task}/{model} of the scans the promoter context model can be fitted and judged on:
+    promoter tasks split by region, on genomes with known promoters and a gene annotation."""
+    return [
+        prefix
+        for prefix in scan_prefixes()
+        for _, _, genome, task, _ in [prefix.split("/")]
+        if config["tasks"][task]["kind"] == "promoter"
+        and split_by_region(task)
+        and config["genomes"][genome].get("known_promoters") == "regulondb"
+        and has_gene_annotation(genome)
+    ]
+
+
+def promoter_context_evaluations():
+    return [f"{prefix}/context/evaluation.tsv" for prefix in promoter_context_prefixes()]
+
+
 def dataset_file(dataset, file):
     """Where a row of the dataset sheet is downloaded to (its canonical mirror path under resources/downloads)."""
     if (dataset, file) not in DATASETS:
@@ -358,6 +388,7 @@ def final_outputs():
         "results/tables/metrics.tsv",
         *[f"{prefix}/calls.bed.gz" for prefix in scan_prefixes()],
         *scan_evaluations(),
+        *promoter_context_evaluations(),
         *[path for name in READS for path in reads_files(name)],
     ]
 
@@ -466,6 +497,11 @@ def report_scans():
                     f"{prefix}/evaluation.tsv" if genome_truth(genome) else None
                 ),
                 "truth": genome_truth(genome),
+                "context": (
+                    f"{prefix}/context/evaluation.tsv"
+                    if prefix in promoter_context_prefixes()
+                    else None
+                ),
             }
         )
     return scans

@@ -10,6 +10,7 @@ rule build_report:
         lm_histories=[entry["history"] for entry in report_language_models()],
         scans=[scan["scores"] for scan in report_scans()],
         evaluations=scan_evaluations(),
+        context=promoter_context_evaluations(),
         timings=report_timings(),
         data=report_data_files(),
         amr=report_amr_files(),

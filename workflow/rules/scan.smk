@@ -64,6 +64,7 @@ rule scan_genome:
 rule evaluate_scan:
     input:
         unpack(genome_known_is),
+        unpack(task_region_split),
         gff="results/scan/{genome}/{task}/{model}/calls.gff3.gz",
         scores="results/scan/{genome}/{task}/{model}/scores.npz",
         truth=lambda wildcards: genome_truth(wildcards.genome),
@@ -80,3 +81,25 @@ rule evaluate_scan:
         ),
     script:
         "../scripts/evaluate_scan.py"
+
+
+rule promoter_context:
+    input:
+        unpack(amr_annotation),
+        scores="results/scan/{genome}/{task}/{model}/scores.npz",
+        truth=lambda wildcards: genome_truth(wildcards.genome),
+        splits="results/data/{task}/splits.tsv",
+    output:
+        model="results/scan/{genome}/{task}/{model}/context/model.json",
+        scores="results/scan/{genome}/{task}/{model}/context/scores.npz",
+        evaluation="results/scan/{genome}/{task}/{model}/context/evaluation.tsv",
+    log:
+        "logs/promoter_context/{genome}_{task}_{model}.log",
+    conda:
+        ENV_DATA
+    params:
+        task=lambda wildcards: config["tasks"][wildcards.task],
+        smooth=config["scan"]["context_smooth"],
+        seed=config["seed"],
+    script:
+        "../scripts/promoter_context.py"

@@ -50,6 +50,7 @@ from genolm.scan import (
 )
 from genolm.scan_blocks import as_paths, contig_lengths, fetch_regions, iter_block_sequences, plan_blocks
 from genolm.seqio import reverse_complement
+from genolm.sources.splits import heldout_regions
 from genolm.tir import refine_with_tirs, tir_regions
 
 log = logging.getLogger(__name__)
@@ -530,24 +531,62 @@ def average_precision(scores: np.ndarray, labels: np.ndarray) -> float:
     return float(np.sum(recall_gain * precision))
 
 
+def tss_positions(starts: np.ndarray, strand: str, window: int, offset: int) -> np.ndarray:
+    """Where each window puts its TSS, the position its point call would take: ``s + offset`` (plus) or
+    ``s + window - 1 - offset`` (minus)."""
+    return starts + offset if strand == "+" else starts + window - 1 - offset
+
+
 def window_labels(
     starts: np.ndarray, tss: np.ndarray, strand: str, window: int, offset: int, tolerance: int
 ) -> np.ndarray:
     """Window labels for promoter AUPRC: a window is positive when a known TSS on its strand lies within
-    ``tolerance`` bp of the window's own TSS position, ``s + offset`` (plus) or ``s + window - 1 - offset``
-    (minus), the position its point call would take."""
-    position = starts + offset if strand == "+" else starts + window - 1 - offset
+    ``tolerance`` bp of the window's own TSS position (:func:`tss_positions`)."""
+    position = tss_positions(starts, strand, window, offset)
     tss = np.sort(np.asarray(tss, dtype=np.int64))
     lo = np.searchsorted(tss, position - tolerance, side="left")
     hi = np.searchsorted(tss, position + tolerance, side="right")
     return hi > lo
 
 
+@dataclasses.dataclass(frozen=True)
+class HeldOut:
+    """Where a scan is evaluated when its model trained on part of the scanned genome (split method `region`):
+    the test stretches of the contigs the task was cut from; every other contig is unseen, so whole."""
+
+    regions: tuple[tuple[str, int, int], ...] = ()
+
+    @classmethod
+    def from_split_record(cls, splits: PathLike | None) -> HeldOut:
+        """The test stretches of a task's split record (genolm.sources.splits); whole genomes without one."""
+        return cls(tuple(heldout_regions(splits))) if splits else cls()
+
+    def keep(self, contig: str, positions: np.ndarray) -> np.ndarray:
+        """Which positions (0-based) of `contig` count."""
+        positions = np.asarray(positions, dtype=np.int64)
+        stretches = [(start, end) for name, start, end in self.regions if name == contig]
+        if not stretches:
+            return np.ones(positions.shape, dtype=bool)
+        mask = np.zeros(positions.shape, dtype=bool)
+        for start, end in stretches:
+            mask |= (positions >= start) & (positions < end)
+        return mask
+
+    def describe(self) -> str:
+        return ", ".join(f"{contig}:{start + 1}-{end}" for contig, start, end in self.regions)
+
+
 def window_auprc(
-    scores_npz: PathLike, points: Sequence[tuple[str, int, str]], offset: int, tolerance: int
+    scores_npz: PathLike,
+    points: Sequence[tuple[str, int, str]],
+    offset: int,
+    tolerance: int,
+    heldout: HeldOut | None = None,
 ) -> dict[str, float]:
     """Window-level AUPRC of a promoter scan: every scored window of both strands, labelled by
-    :func:`window_labels`; unscored (NaN) windows are left out."""
+    :func:`window_labels`; unscored (NaN) windows, and with `heldout` windows whose TSS position lies outside it,
+    are left out."""
+    heldout = heldout or HeldOut()
     by_key: dict[tuple[str, str], list[int]] = {}
     for contig, position, strand in points:
         by_key.setdefault((contig, strand), []).append(position)
@@ -558,7 +597,7 @@ def window_auprc(
             starts = data[f"starts_{index}"]
             for strand, key in (("+", "plus"), ("-", "minus")):
                 values = data[f"{key}_{index}"]
-                keep = ~np.isnan(values)
+                keep = ~np.isnan(values) & heldout.keep(contig, tss_positions(starts, strand, window, offset))
                 tss = by_key.get((contig, strand), [])
                 all_labels.append(window_labels(starts[keep], tss, strand, window, offset, tolerance))
                 all_scores.append(values[keep])
@@ -586,14 +625,21 @@ def evaluate_scan(
     scores: PathLike | None = None,
     known_is: PathLike | None = None,
     known_is_exclude: str = "",
+    heldout: HeldOut | None = None,
 ) -> pd.DataFrame:
     """Element-level (IS: recall, precision, FDR at reciprocal overlap) or point-level (promoter TSS within a
     distance) scores of the calls; for promoters with ``scores`` also the window-level AUPRC (window_auprc).
     For IS with ``known_is`` (genolm.known_is), the same figures again, suffixed ``_with_known_is``, against the
-    annotation plus the known elements on the scanned contigs that it lacks."""
+    annotation plus the known elements on the scanned contigs that it lacks. With ``heldout`` (a task split by
+    region), only calls, known elements and windows that start inside it count."""
     kind = task["kind"]
-    called = read_gff3(calls_gff, types={CALL_TYPES[kind]})
+    heldout = heldout or HeldOut()
+    called = _inside(read_gff3(calls_gff, types={CALL_TYPES[kind]}), heldout)
     truth = read_gff3(truth_gff, types={TRUTH_TYPES[kind]})
+    if kind == "promoter":
+        truth = truth[[heldout.keep(contig, np.array([tss]))[0] for contig, tss, _ in truth_points(truth)]]
+    else:
+        truth = _inside(truth, heldout)
     call_rows = [
         Call(r.contig, r.start, r.end, r.strand, float(r.score) if r.score != "." else 0.0, r.start, kind)
         for r in called.itertuples()
@@ -605,7 +651,7 @@ def evaluate_scan(
         criterion = f"TSS within {tolerance} bp, same strand"
         if scores is not None:
             window_tolerance = task["scan"].get("window_tolerance", tolerance)
-            result.update(window_auprc(scores, points, task["scan"]["tss_offset"], window_tolerance))
+            result.update(window_auprc(scores, points, task["scan"]["tss_offset"], window_tolerance, heldout))
             criterion += (
                 f"; windows positive when a true TSS lies within {window_tolerance} bp of the window's TSS "
                 "position, same strand"
@@ -617,15 +663,31 @@ def evaluate_scan(
         criterion = f"reciprocal overlap >= {overlap}"
         if known_is:
             contigs = set(sequence_regions(calls_gff))
-            known = [element for element in read_known_is(known_is, known_is_exclude) if element[0] in contigs]
+            known = [
+                element
+                for element in read_known_is(known_is, known_is_exclude)
+                if element[0] in contigs and heldout.keep(element[0], np.array([element[1]]))[0]
+            ]
             augmented = _element_scores(call_rows, with_known(truth_rows, known, overlap), overlap)
             result.update({f"{key}_with_known_is": value for key, value in augmented.items() if key != "min_overlap"})
             criterion += f"; known IS from {Path(known_is).name}" + (
                 f" without names matching '{known_is_exclude}'" if known_is_exclude else ""
             )
+    if heldout.regions:
+        criterion += f"; held out: only {heldout.describe()} (the model trained on the rest of that contig)"
     table = pd.DataFrame(
         [{"metric": key, "value": value} for key, value in result.items()]
         + [{"metric": "criterion", "value": criterion}]
     )
     write_tsv(table, output)
     return table
+
+
+def _inside(features: pd.DataFrame, heldout: HeldOut) -> pd.DataFrame:
+    """The features (read_gff3 rows) that start inside the held-out stretches."""
+    if not heldout.regions or features.empty:
+        return features
+    keep = np.zeros(len(features), dtype=bool)
+    for contig, rows in features.groupby("contig").indices.items():
+        keep[rows] = heldout.keep(contig, features["start"].to_numpy()[rows])
+    return features[keep]

@@ -660,6 +660,12 @@ def build_report(
             scan_parts.append('<p class="note">This scan made no calls above the validation threshold.</p>')
         if scan.get("evaluation"):
             scan_parts.append("<p>Against the known elements:</p>" + table_html(_read_tsv(scan["evaluation"])))
+        if scan.get("context"):
+            scan_parts.append(
+                "<p>In gene context (rule promoter_context: the window score with the distance to the next CDS start "
+                "on its strand, fitted outside the held-out stretch, judged on it):</p>"
+                + table_html(_read_tsv(scan["context"]))
+            )
         truth = None
         if scan.get("truth"):
             truth = read_gff3(scan["truth"], types={TRUTH_TYPES[scan["kind"]]})

@@ -6,7 +6,7 @@ Input keys (paths) and optional params of each source:
   Ecoli_prom.fa / Ecoli_non_prom.fa and Bacillus_prom.fa / Bacillus_non_prom.fa; iPromoter-2L layer 1
   positive2860.txt / negative2860.txt. No seed: the records are the published ones.
 - regulondb_sigma70: {genome, promoters, gff}; params upstream, downstream, negatives_per_positive,
-  coding_fraction, exclusion. Sigma70 TSS windows vs. coding and intergenic background.
+  coding_fraction, exclusion, tss_shifts. Sigma70 TSS windows vs. coding and intergenic background.
 - ulmfit_cds_ecoli: {genome, gff}; params upstream, downstream, min_cds_length. Genomic-ULMFiT's CDS-start
   vs. inside-CDS windows.
 - genomic_benchmarks_human_nontata: {table}, no params. Genomic Benchmarks' human_nontata_promoters test split
@@ -72,7 +72,7 @@ PROMOTER_SOURCES: dict[str, PromoterSource] = {
     "ipromoter2l_ecoli": _FASTA_PAIR,
     "regulondb_sigma70": PromoterSource(
         ("genome", "promoters", "gff"),
-        ("upstream", "downstream", "negatives_per_positive", "coding_fraction", "exclusion"),
+        ("upstream", "downstream", "negatives_per_positive", "coding_fraction", "exclusion", "tss_shifts"),
         _regulondb,
     ),
     "ulmfit_cds_ecoli": PromoterSource(("genome", "gff"), ("upstream", "downstream", "min_cds_length"), _cds),

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from genolm.annotations import read_gff3
-from genolm.errors import InputFormatError
+from genolm.errors import ConfigError, InputFormatError
 from genolm.seqio import open_text
 from genolm.sources.windows import (
     SOURCE_COLUMNS,
@@ -113,18 +114,29 @@ def _agrees(window_sequence: str, column6: str, upstream: int, downstream: int) 
 
 
 def _positives(
-    promoters: pd.DataFrame, contig: str, sequence: str, upstream: int, downstream: int, source: str
+    promoters: pd.DataFrame,
+    contig: str,
+    sequence: str,
+    upstream: int,
+    downstream: int,
+    source: str,
+    shifts: tuple[int, ...] = (0,),
 ) -> tuple[list[tuple], list[str]]:
     rows, crossing, mismatched = [], 0, []
     for record in promoters.itertuples(index=False):
-        start, end = oriented_interval(record.tss, record.strand, upstream, downstream + 1)
-        bases = window(sequence, start, end, record.strand)
-        if bases is None:
-            crossing += 1
-            continue
-        if record.sequence and not _agrees(bases, record.sequence, upstream, downstream):
-            mismatched.append(record.promoter_id)
-        rows.append((f"{source}_pos_{safe_name(record.promoter_id)}", 1, contig, start, end, record.strand, bases))
+        for shift in shifts:
+            # A shifted window puts the TSS `shift` bp downstream of the window's +1 position (on its strand).
+            tss = record.tss - shift if record.strand == "+" else record.tss + shift
+            start, end = oriented_interval(tss, record.strand, upstream, downstream + 1)
+            bases = window(sequence, start, end, record.strand)
+            if bases is None:
+                crossing += 1
+                continue
+            if shift == 0 and record.sequence and not _agrees(bases, record.sequence, upstream, downstream):
+                mismatched.append(record.promoter_id)
+            suffix = f"_shift{shift:+d}" if shift else ""
+            record_id = f"{source}_pos_{safe_name(record.promoter_id)}{suffix}"
+            rows.append((record_id, 1, contig, start, end, record.strand, bases))
     if crossing:
         log.info("%s: skipped %d TSS window(s) crossing the ends of %s", source, crossing, contig)
     return rows, mismatched
@@ -193,6 +205,7 @@ def regulondb_tss_windows(
     negatives_per_positive: float = 1.0,
     coding_fraction: float = 0.5,
     exclusion: int = 100,
+    tss_shifts: Sequence[int] = (0,),
     seed: int,
     contig: str | None = None,
     source: str = "regulondb",
@@ -204,6 +217,10 @@ def regulondb_tss_windows(
     of mismatches raises: a coordinate bug). Negatives: `negatives_per_positive` times as many disjoint windows of
     the same length, `coding_fraction` inside CDSs and the rest intergenic, on random strands, none within
     `exclusion` bp of any RegulonDB TSS (any sigma). `group` joins windows that overlap on the genome.
+
+    `tss_shifts` adds positives whose window is moved so the TSS lies that many bp downstream (+) or upstream (-)
+    of the window's +1 position: a genome scan counts a window as a promoter when a TSS lies near its +1
+    position, so a scanning model should learn that tolerance rather than one exact register.
     """
     genome = read_genome(genome_fasta)
     contig = pick_contig(genome, contig, genome_fasta)
@@ -217,7 +234,10 @@ def regulondb_tss_windows(
             f"of {genome_fasta}; is it the same assembly (NC_000913.3)?"
         )
     selected = placed if sigma is None else placed[placed["sigma"].str.split(",").map(lambda sigmas: sigma in sigmas)]
-    rows, mismatched = _positives(selected, contig, sequence, upstream, downstream, source)
+    shifts = tuple(int(shift) for shift in tss_shifts)
+    if 0 not in shifts or len(set(shifts)) != len(shifts):
+        raise ConfigError(f"{source}: tss_shifts must hold 0 and no repeats, got {list(tss_shifts)}")
+    rows, mismatched = _positives(selected, contig, sequence, upstream, downstream, source, shifts)
     if len(mismatched) > _MAX_MISMATCHES:
         raise InputFormatError(
             f"{promoters_path}: {len(mismatched)} of {len(rows)} windows on {genome_fasta} differ from the file's "
@@ -228,7 +248,8 @@ def regulondb_tss_windows(
     features = read_gff3(gff, types=_GENIC_TYPES)
     features = features[features["contig"] == contig]
     excluded = _tss_exclusion(len(sequence), placed["tss"].to_numpy(), exclusion)
-    count = round(len({row[-1] for row in rows}) * negatives_per_positive)  # per distinct positive sequence
+    # Per distinct TSS window (shifted copies add positives, not negatives).
+    count = round(len({row[-1] for row in rows if "_shift" not in row[0]}) * negatives_per_positive)
     rng = np.random.default_rng(seed)
     length = upstream + downstream + 1
     rows += _negatives(sequence, contig, features, excluded, count, length, coding_fraction, rng, source)

@@ -28,14 +28,17 @@ __all__ = [
     "BASE_CODES",
     "NearDuplicates",
     "dataset_overlap",
+    "heldout_regions",
     "kmer_codes",
     "minhash_signatures",
     "near_duplicates",
     "read_split_record",
+    "region_bounds",
     "similarity_clusters",
     "split_at_random",
     "split_by_cluster",
     "split_by_group",
+    "split_by_region",
     "split_for_fold",
     "write_split_record",
 ]
@@ -489,6 +492,30 @@ def split_by_group(
     return _as_split_names(table, _assign_units(units, labels, fractions, seed, allowed))
 
 
+def region_bounds(lengths: Mapping[str, int], fractions: Sequence[float]) -> list[tuple[str, int, int, str]]:
+    """(contig, start, end, split) stretches: each contig cut in coordinate order into train (from its start),
+    valid and test by `fractions`. A genome-scan evaluation restricted to the test stretches is held out."""
+    shares = _check_fractions(fractions)
+    regions = []
+    for contig, length in lengths.items():
+        cuts = np.round(np.r_[0.0, np.cumsum(shares)] * int(length)).astype(np.int64)
+        cuts[-1] = int(length)
+        regions += [
+            (contig, int(cuts[i]), int(cuts[i + 1]), SPLITS[i]) for i in range(len(SPLITS)) if cuts[i + 1] > cuts[i]
+        ]
+    return regions
+
+
+def split_by_region(table: pd.DataFrame, regions: Sequence[tuple[str, int, int, str]]) -> pd.Series:
+    """Split name per row by where its `contig`/`start`/`end` lie among `regions` (:func:`region_bounds`); None
+    for a record that crosses a boundary or lies on no region, so no window is shared by two splits."""
+    names = np.full(len(table), None, dtype=object)
+    for contig, start, end, split in regions:
+        inside = (table["contig"] == contig) & (table["start"] >= start) & (table["end"] <= end)
+        names[inside.to_numpy()] = split
+    return pd.Series(names, index=table.index, dtype=object, name="split")
+
+
 # --- split record --------------------------------------------------------------------------------------------
 
 
@@ -547,3 +574,10 @@ def read_split_record(path: str | os.PathLike[str]) -> tuple[dict[str, Any], pd.
     first, _, body = text.partition("\n")
     rows = [line.split("\t") for line in body.splitlines()[1:] if line]
     return json.loads(first[1:]), pd.Series({key: value for key, value in rows}, dtype=object, name="split")
+
+
+def heldout_regions(splits: str | os.PathLike[str]) -> list[tuple[str, int, int]]:
+    """The test stretches (contig, start, end) of a task split by region; empty for any other split."""
+    meta, _ = read_split_record(splits)
+    regions = meta["params"].get("regions", [])
+    return [(contig, int(start), int(end)) for contig, start, end, split in regions if split == "test"]

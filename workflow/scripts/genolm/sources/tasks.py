@@ -25,13 +25,16 @@ from genolm.sources.promoters import build_promoter_source
 from genolm.sources.splits import (
     minhash_signatures,
     near_duplicates,
+    region_bounds,
     similarity_clusters,
     split_at_random,
     split_by_cluster,
     split_by_group,
+    split_by_region,
     split_for_fold,
     write_split_record,
 )
+from genolm.sources.windows import read_genome
 
 log = logging.getLogger(__name__)
 
@@ -70,15 +73,24 @@ def build_source_table(source: str, inputs: Mapping[str, str], params: Mapping[s
     return build_promoter_source(source, inputs, params, seed=seed)
 
 
-def assign_splits(table: pd.DataFrame, settings: Mapping[str, Any], seed: int, signatures: np.ndarray) -> pd.Series:
-    """train/valid/test per row: whole similarity clusters, whole IS families (`method: family`), or rows at
-    random within each class (`method: random`, the published protocol, for like-for-like comparisons). With
-    `folds` > 1, fold `fold` of a cross-validation over the same units."""
+def assign_splits(
+    table: pd.DataFrame,
+    settings: Mapping[str, Any],
+    seed: int,
+    signatures: np.ndarray,
+    regions: list[tuple[str, int, int, str]] | None = None,
+) -> pd.Series:
+    """train/valid/test per row: whole similarity clusters, whole IS families (`method: family`), rows at
+    random within each class (`method: random`, the published protocol, for like-for-like comparisons), or genome
+    stretches (`method: region`, from `regions`; None for a record crossing a boundary). With `folds` > 1, fold
+    `fold` of a cross-validation over the same units."""
     fractions = [float(value) for value in settings["fractions"]]
     folds = int(settings.get("folds") or 1)
     if folds > 1:
-        if settings["method"] == "family":
-            raise ConfigError("split method 'family' has no cross-validation; use 'cluster' or 'random' with folds")
+        if settings["method"] in ("family", "region"):
+            raise ConfigError(
+                f"split method '{settings['method']}' has no cross-validation; use 'cluster' or 'random' with folds"
+            )
         units = (
             np.arange(len(table))
             if settings["method"] == "random"
@@ -87,12 +99,30 @@ def assign_splits(table: pd.DataFrame, settings: Mapping[str, Any], seed: int, s
         return split_for_fold(table, units, int(settings["fold"]), folds, fractions=fractions, seed=seed)
     if settings["method"] == "random":
         return split_at_random(table, fractions=fractions, seed=seed)
+    if settings["method"] == "region":
+        if regions is None:
+            raise ConfigError("split method 'region' needs the genome's contig lengths")
+        return split_by_region(table, regions)
     clusters = similarity_clusters(signatures, threshold=float(settings["threshold"]))
     if settings["method"] == "family":
         if "group" not in table:
             raise ConfigError("split method 'family' needs a builder that records IS families (isfinder_amr)")
         return split_by_group(table, "group", clusters=clusters, fractions=fractions, seed=seed)
     return split_by_cluster(table, clusters, fractions=fractions, seed=seed)
+
+
+def genome_regions(
+    source: str, inputs: Mapping[str, str], settings: Mapping[str, Any]
+) -> list[tuple[str, int, int, str]] | None:
+    """The genome stretches of a `method: region` split (None for other methods), from the source's genome."""
+    if settings["method"] != "region":
+        return None
+    if "genome" not in inputs:
+        raise ConfigError(
+            f"split method 'region' needs a source built from a genome (such as regulondb_sigma70), not '{source}'"
+        )
+    lengths = {name: len(sequence) for name, sequence in read_genome(inputs["genome"]).items()}
+    return region_bounds(lengths, settings["fractions"])
 
 
 def leak_audit(table: pd.DataFrame, signatures: np.ndarray, threshold: float) -> dict[str, int]:
@@ -124,11 +154,16 @@ def build_task_tables(
 ) -> pd.DataFrame:
     """Build, split, audit and write one task; returns the summary (counts, lengths, GC, leak audit)."""
     settings = {**SPLIT_DEFAULTS, **split}
+    regions = genome_regions(source, inputs, settings)
     table = build_source_table(source, inputs, builder, seed).reset_index(drop=True)
     if table.empty or table["label"].nunique() < 2:
         raise ConfigError(f"task source '{source}' produced {len(table)} sequences without both classes")
     signatures = minhash_signatures(table["sequence"].tolist(), seed=seed, **MINHASH)
-    table["split"] = assign_splits(table, settings, seed, signatures).to_numpy()
+    table["split"] = assign_splits(table, settings, seed, signatures, regions).to_numpy()
+    crossing = table["split"].isna().to_numpy()
+    if crossing.any():
+        log.info("split by region: dropped %d record(s) crossing a region boundary", int(crossing.sum()))
+        table, signatures = table[~crossing].reset_index(drop=True), signatures[~crossing]
     for name in SPLITS:
         if not (table["split"] == name).any():
             raise ConfigError(f"task source '{source}': split '{name}' is empty; check split.fractions")
@@ -138,7 +173,14 @@ def build_task_tables(
         splits,
         method=settings["method"],
         seed=seed,
-        params={**settings, **MINHASH, "source": source, "builder": dict(builder), "audit": audit},
+        params={
+            **settings,
+            **MINHASH,
+            "source": source,
+            "builder": dict(builder),
+            "audit": audit,
+            **({"regions": regions} if regions else {}),
+        },
         assignments=pd.Series(table["split"].to_numpy(), index=table["id"].to_numpy()),
     )
     for name in SPLITS:

@@ -1,0 +1,132 @@
+"""The promoter context model: gene-context features, the logistic fit, and its held-out evaluation."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from genolm.errors import ConfigError
+from genolm.genome_scan import HeldOut, average_precision, tss_positions
+from genolm.promoter_context import (
+    FAR,
+    ContextModel,
+    cds_context,
+    fit_logistic,
+    promoter_context,
+    smoothed_logit,
+)
+
+
+def _cds(rows):
+    return pd.DataFrame(rows, columns=["contig", "start", "end", "strand"])
+
+
+def test_distance_to_the_next_cds_start_downstream_on_each_strand():
+    cds = _cds([("c", 100, 400, "+"), ("c", 600, 900, "-")])  # minus gene starts at its last base, 899
+    positions = np.array([50, 100, 250, 450, 899, 950])
+    distance, inside = cds_context(cds, positions, "+")
+    assert distance.tolist() == [50, 0, FAR, FAR, FAR, FAR]
+    assert inside.tolist() == [False, True, True, False, False, False]
+    distance, inside = cds_context(cds, positions, "-")
+    assert distance.tolist() == [FAR, FAR, FAR, FAR, 0, 51]
+    assert inside.tolist() == [False, False, False, False, True, False]
+    empty, none_inside = cds_context(cds.iloc[:0], positions, "+")
+    assert (empty == FAR).all() and not none_inside.any()
+
+
+def test_tss_positions_follow_the_strand():
+    starts = np.array([0, 10])
+    assert tss_positions(starts, "+", 81, 60).tolist() == [60, 70]
+    assert tss_positions(starts, "-", 81, 60).tolist() == [20, 30]
+
+
+def test_smoothing_averages_logits_and_skips_unscored_windows():
+    scores = np.array([0.5, 0.5, np.nan, 1 / (1 + np.exp(-2.0)), 0.5])
+    smoothed = smoothed_logit(scores, 3)
+    assert np.isnan(smoothed[2])
+    assert smoothed[3] == pytest.approx(1.0)  # (2 + 0) / 2: the NaN neighbour does not count
+    assert smoothed[0] == pytest.approx(0.0)
+    with pytest.raises(ConfigError, match="odd"):
+        smoothed_logit(scores, 4)
+
+
+def test_logistic_fit_reaches_the_optimum():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(5000, 3))
+    y = rng.random(5000) < 1 / (1 + np.exp(-(x @ np.array([1.5, -2.0, 0.0]) + 0.5)))
+    beta = fit_logistic(x, y, l2=0.0)
+    design = np.column_stack([x, np.ones(len(x))])
+    p = 1 / (1 + np.exp(-(design @ beta)))
+    assert np.abs(design.T @ (p - y)).max() < 1e-6  # the log-likelihood gradient vanishes
+    assert beta[:3] == pytest.approx([1.5, -2.0, 0.0], abs=0.15)
+
+
+def _toy_scan(tmp_path, length=60_000, n_genes=120, seed=3):
+    """A scan whose sequence scores are noise with a small bump at every TSS, and genes whose starts lie
+    30-80 bp downstream of each TSS: only the gene context separates TSSs from the noise."""
+    rng = np.random.default_rng(seed)
+    window, offset = 81, 60
+    starts = np.arange(0, length - window + 1)
+    tss = np.sort(rng.choice(np.arange(200, length - 1000, 400), n_genes, replace=False))
+    genes = _cds([("chr", int(t + rng.integers(30, 80)), int(t + 300), "+") for t in tss])
+    logits = rng.normal(size=starts.size)
+    for t in tss:
+        logits[t - offset] += 1.5
+    plus = (1 / (1 + np.exp(-logits))).astype(np.float32)
+    minus = np.full(starts.size, 0.01, np.float32)
+    np.savez(
+        tmp_path / "scores.npz",
+        contigs=np.array(["chr"]),
+        window=window,
+        step=1,
+        starts_0=starts,
+        plus_0=plus,
+        minus_0=minus,
+    )
+    lines = ["##gff-version 3"] + [
+        f"chr\tx\tpromoter\t{t - 39}\t{t + 41}\t.\t+\t.\tID=p{i};tss={t}" for i, t in enumerate(tss)
+    ]
+    (tmp_path / "truth.gff3").write_text("\n".join(lines) + "\n")
+    return genes
+
+
+def test_gene_context_lifts_held_out_auprc_and_every_output_is_written(tmp_path):
+    genes = _toy_scan(tmp_path)
+    task = {"kind": "promoter", "scan": {"tss_offset": 60, "window_tolerance": 20}}
+    outputs = {"model": tmp_path / "m.json", "scores": tmp_path / "c.npz", "evaluation": tmp_path / "e.tsv"}
+    heldout = HeldOut((("chr", 40_000, 60_000),))
+    table = promoter_context(tmp_path / "scores.npz", tmp_path / "truth.gff3", genes, task, heldout, outputs)
+    metrics = dict(zip(table["metric"], table["value"], strict=True))
+    assert metrics["window_auprc_context"] > 2 * metrics["window_auprc_sequence"]
+    # 59,920 window starts; a window counts when its TSS position (plus: start + 60, minus: start + 20) is held out
+    assert metrics["windows"] == (59_920 - 39_940) + (59_920 - 39_980)
+    assert metrics["weight_log_start_distance_300"] < 0  # far from a gene start is less likely a TSS
+    model = ContextModel.load(outputs["model"])
+    assert json.loads(outputs["model"].read_text())["heldout"] == "chr:40001-60000"
+    with np.load(outputs["scores"]) as context, np.load(tmp_path / "scores.npz") as scan:
+        assert context["plus_0"].shape == scan["plus_0"].shape and context["contigs"].tolist() == ["chr"]
+        assert np.isfinite(context["plus_0"]).all()
+    # the held-out figure only ever saw windows the fit did not use: refitting changes nothing there
+    again = promoter_context(
+        tmp_path / "scores.npz",
+        tmp_path / "truth.gff3",
+        genes,
+        task,
+        heldout,
+        {key: tmp_path / f"again_{path.name}" for key, path in outputs.items()},
+    )
+    assert again["value"].tolist() == table["value"].tolist()
+    assert model.weights == ContextModel.load(tmp_path / "again_m.json").weights
+    assert average_precision(np.array([0.9, 0.1]), np.array([True, False])) == 1.0
+
+
+def test_context_model_refuses_a_scan_without_a_held_out_stretch(tmp_path):
+    genes = _toy_scan(tmp_path)
+    task = {"kind": "promoter", "scan": {"tss_offset": 60}}
+    outputs = {"model": tmp_path / "m.json", "scores": tmp_path / "c.npz", "evaluation": tmp_path / "e.tsv"}
+    with pytest.raises(ConfigError, match="split by region"):
+        promoter_context(tmp_path / "scores.npz", tmp_path / "truth.gff3", genes, task, HeldOut(), outputs)
+    assert not any(path.exists() for path in outputs.values())
