@@ -264,7 +264,8 @@ def task_region_split(wildcards):
 
 def promoter_context_prefixes():
     """results/scan/{genome}/{task}/{model} of the scans the promoter context model can be fitted and judged on:
-    promoter tasks split by region, on genomes with known promoters and a gene annotation."""
+    promoter tasks split by region, on genomes with known promoters and a gene annotation.
+    """
     return [
         prefix
         for prefix in scan_prefixes()
@@ -277,7 +278,9 @@ def promoter_context_prefixes():
 
 
 def promoter_context_evaluations():
-    return [f"{prefix}/context/evaluation.tsv" for prefix in promoter_context_prefixes()]
+    return [
+        f"{prefix}/context/evaluation.tsv" for prefix in promoter_context_prefixes()
+    ]
 
 
 def dataset_file(dataset, file):
