@@ -38,6 +38,7 @@ def test_dry_run_of_every_shipped_config(config, tmp_path):
         assert rule in result.stdout
     if config.name == "benchmarks.yaml":  # a promoter task split by region, scanned on its own annotated genome
         assert "results/scan/mg1655/regulondb/cnn/context/evaluation.tsv" in result.stdout
+        assert "results/scan/plasmids/regulondb/cnn/context/scores.bedgraph.gz" in result.stdout  # borrows the fit
 
 
 @pytest.mark.parametrize(

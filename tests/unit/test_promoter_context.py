@@ -6,13 +6,15 @@ import json
 
 import numpy as np
 import pandas as pd
+import pysam
 import pytest
 
-from genolm.errors import ConfigError
+from genolm.errors import ConfigError, InputFormatError
 from genolm.genome_scan import HeldOut, average_precision, tss_positions
 from genolm.promoter_context import (
     FAR,
     ContextModel,
+    apply_context,
     cds_context,
     fit_logistic,
     promoter_context,
@@ -93,10 +95,15 @@ def _toy_scan(tmp_path, length=60_000, n_genes=120, seed=3):
     return genes
 
 
+def _outputs(folder, prefix=""):
+    names = {"model": "m.json", "scores": "c.npz", "bedgraph": "c.bedgraph.gz", "evaluation": "e.tsv"}
+    return {key: folder / f"{prefix}{name}" for key, name in names.items()}
+
+
 def test_gene_context_lifts_held_out_auprc_and_every_output_is_written(tmp_path):
     genes = _toy_scan(tmp_path)
     task = {"kind": "promoter", "scan": {"tss_offset": 60, "window_tolerance": 20}}
-    outputs = {"model": tmp_path / "m.json", "scores": tmp_path / "c.npz", "evaluation": tmp_path / "e.tsv"}
+    outputs = _outputs(tmp_path)
     heldout = HeldOut((("chr", 40_000, 60_000),))
     table = promoter_context(tmp_path / "scores.npz", tmp_path / "truth.gff3", genes, task, heldout, outputs)
     metrics = dict(zip(table["metric"], table["value"], strict=True))
@@ -126,7 +133,32 @@ def test_gene_context_lifts_held_out_auprc_and_every_output_is_written(tmp_path)
 def test_context_model_refuses_a_scan_without_a_held_out_stretch(tmp_path):
     genes = _toy_scan(tmp_path)
     task = {"kind": "promoter", "scan": {"tss_offset": 60}}
-    outputs = {"model": tmp_path / "m.json", "scores": tmp_path / "c.npz", "evaluation": tmp_path / "e.tsv"}
+    outputs = _outputs(tmp_path)
     with pytest.raises(ConfigError, match="split by region"):
         promoter_context(tmp_path / "scores.npz", tmp_path / "truth.gff3", genes, task, HeldOut(), outputs)
     assert not any(path.exists() for path in outputs.values())
+
+
+def test_a_fitted_model_rescored_on_another_genome_equals_its_own_scores_and_tracks(tmp_path):
+    genes = _toy_scan(tmp_path)
+    task = {"kind": "promoter", "scan": {"tss_offset": 60, "window_tolerance": 20}}
+    fitted = _outputs(tmp_path)
+    promoter_context(
+        tmp_path / "scores.npz", tmp_path / "truth.gff3", genes, task, HeldOut((("chr", 40_000, 60_000),)), fitted
+    )
+    applied = {"scores": tmp_path / "applied.npz", "bedgraph": tmp_path / "applied.bedgraph.gz"}
+    apply_context(tmp_path / "scores.npz", fitted["model"], genes, task, applied)
+    with np.load(fitted["scores"]) as own, np.load(applied["scores"]) as other:
+        assert own["contigs"].tolist() == other["contigs"].tolist()
+        for key in ("starts_0", "plus_0", "minus_0", "window", "step"):
+            assert np.array_equal(own[key], other[key], equal_nan=key in ("plus_0", "minus_0")), key
+    with pysam.TabixFile(str(applied["bedgraph"])) as track:
+        rows = [line.split("\t") for line in track.fetch("chr", 0, 1000)]
+    assert [int(row[1]) for row in rows[:3]] == [40, 50, 60]  # 10 bp bins of window centres, from 81 // 2
+    assert all(0.0 <= float(row[3]) <= 1.0 for row in rows)
+    # a model file from another feature set is refused, not misread
+    record = json.loads(fitted["model"].read_text())
+    record["features"] = ["something_else"]
+    fitted["model"].write_text(json.dumps(record))
+    with pytest.raises(InputFormatError, match="features"):
+        apply_context(tmp_path / "scores.npz", fitted["model"], genes, task, applied)

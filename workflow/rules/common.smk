@@ -262,24 +262,65 @@ def task_region_split(wildcards):
     return {}
 
 
-def promoter_context_prefixes():
-    """results/scan/{genome}/{task}/{model} of the scans the promoter context model can be fitted and judged on:
-    promoter tasks split by region, on genomes with known promoters and a gene annotation.
-    """
+def context_genomes():
+    """Scanned genomes a promoter context model is fitted on (known promoters and a gene annotation), and the other
+    annotated scanned genomes it is applied to."""
+    annotated = [
+        genome for genome in config["scan"]["genomes"] if has_gene_annotation(genome)
+    ]
+    fit = [
+        genome
+        for genome in annotated
+        if config["genomes"][genome].get("known_promoters") == "regulondb"
+    ]
+    return fit, [genome for genome in annotated if genome not in fit]
+
+
+def context_prefixes(genomes):
+    """results/scan/{genome}/{task}/{model} of the promoter scans of `genomes` by tasks split by region."""
     return [
         prefix
         for prefix in scan_prefixes()
         for _, _, genome, task, _ in [prefix.split("/")]
-        if config["tasks"][task]["kind"] == "promoter"
+        if genome in genomes
+        and config["tasks"][task]["kind"] == "promoter"
         and split_by_region(task)
-        and config["genomes"][genome].get("known_promoters") == "regulondb"
-        and has_gene_annotation(genome)
     ]
+
+
+def promoter_context_prefixes():
+    """The scans a promoter context model is fitted and judged on."""
+    return context_prefixes(context_genomes()[0])
+
+
+def applied_context_prefixes():
+    """The scans that borrow the context model of a fit of the same task and model."""
+    fits = promoter_context_prefixes()
+    return [
+        prefix
+        for prefix in context_prefixes(context_genomes()[1])
+        if context_model_of(prefix.split("/")[3], prefix.split("/")[4], fits)
+    ]
+
+
+def context_model_of(task, model, fits=None):
+    """The fitted context model a scan of task/model on another genome borrows (the first fit's), or None."""
+    for prefix in promoter_context_prefixes() if fits is None else fits:
+        if prefix.endswith(f"/{task}/{model}"):
+            return f"{prefix}/context/model.json"
+    return None
 
 
 def promoter_context_evaluations():
     return [
         f"{prefix}/context/evaluation.tsv" for prefix in promoter_context_prefixes()
+    ]
+
+
+def promoter_context_tracks():
+    return [
+        f"{prefix}/context/scores.bedgraph.gz"
+        for prefix in promoter_context_prefixes() + applied_context_prefixes()
     ]
 
 
@@ -392,6 +433,7 @@ def final_outputs():
         *[f"{prefix}/calls.bed.gz" for prefix in scan_prefixes()],
         *scan_evaluations(),
         *promoter_context_evaluations(),
+        *promoter_context_tracks(),
         *[path for name in READS for path in reads_files(name)],
     ]
 

@@ -92,14 +92,41 @@ rule promoter_context:
     output:
         model="results/scan/{genome}/{task}/{model}/context/model.json",
         scores="results/scan/{genome}/{task}/{model}/context/scores.npz",
+        bedgraph="results/scan/{genome}/{task}/{model}/context/scores.bedgraph.gz",
+        index="results/scan/{genome}/{task}/{model}/context/scores.bedgraph.gz.tbi",
         evaluation="results/scan/{genome}/{task}/{model}/context/evaluation.tsv",
     log:
         "logs/promoter_context/{genome}_{task}_{model}.log",
+    wildcard_constraints:
+        genome="|".join(context_genomes()[0]) or "no-context-genome",
     conda:
         ENV_DATA
     params:
         task=lambda wildcards: config["tasks"][wildcards.task],
         smooth=config["scan"]["context_smooth"],
+        bedgraph_bin=config["scan"]["bedgraph_bin"],
         seed=config["seed"],
     script:
         "../scripts/promoter_context.py"
+
+
+rule apply_promoter_context:
+    input:
+        unpack(amr_annotation),
+        scores="results/scan/{genome}/{task}/{model}/scores.npz",
+        model=lambda wildcards: context_model_of(wildcards.task, wildcards.model),
+    output:
+        scores="results/scan/{genome}/{task}/{model}/context/scores.npz",
+        bedgraph="results/scan/{genome}/{task}/{model}/context/scores.bedgraph.gz",
+        index="results/scan/{genome}/{task}/{model}/context/scores.bedgraph.gz.tbi",
+    log:
+        "logs/apply_promoter_context/{genome}_{task}_{model}.log",
+    wildcard_constraints:
+        genome="|".join(context_genomes()[1]) or "no-context-genome",
+    conda:
+        ENV_DATA
+    params:
+        task=lambda wildcards: config["tasks"][wildcards.task],
+        bedgraph_bin=config["scan"]["bedgraph_bin"],
+    script:
+        "../scripts/apply_promoter_context.py"

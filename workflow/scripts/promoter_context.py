@@ -6,9 +6,8 @@ from genolm.promoter_context import cds_of, promoter_context
 from genolm.runtime import run_step
 
 
-def main(**settings) -> None:
-    cds = cds_of(settings.pop("genbank"), settings.pop("fasta"), settings.pop("gff"))
-    promoter_context(cds=cds, **settings)
+def main(genbank: list[str], fasta: list[str], gff: str | None, **settings) -> None:
+    promoter_context(cds=cds_of(genbank, fasta, gff), **settings)
 
 
 if __name__ == "__main__":
@@ -22,7 +21,8 @@ if __name__ == "__main__":
         gff=snakemake.input.get("gff"),
         task=dict(snakemake.params.task),
         heldout=HeldOut.from_split_record(snakemake.input.splits),
-        outputs={key: snakemake.output[key] for key in ("model", "scores", "evaluation")},
+        outputs={key: snakemake.output[key] for key in ("model", "scores", "bedgraph", "evaluation")},
         smooth=int(snakemake.params.smooth),
         seed=int(snakemake.params.seed),
+        bedgraph_bin=int(snakemake.params.bedgraph_bin),
     )

@@ -11,7 +11,8 @@ The context model is a logistic regression over four features of each scanned wi
 - whether that position lies inside a CDS on its strand.
 
 It is fitted on the windows of the stretches the classifier trained on (a task split by region) and judged on the
-held-out stretch, so the held-out figure measures both models on sequence neither saw. Five numbers, kept as JSON.
+held-out stretch, so the held-out figure measures both models on sequence neither saw. Five numbers, kept as JSON;
+:func:`apply_context` rescores any other annotated genome's scan with them.
 """
 
 from __future__ import annotations
@@ -30,10 +31,12 @@ from genolm.annotations import TRUTH_TYPES, read_gff3
 from genolm.atomic import write_text_atomic
 from genolm.errors import ConfigError, InputFormatError
 from genolm.evaluate import write_tsv
+from genolm.formats import write_bedgraph_tracks
 from genolm.genome_scan import (
     HeldOut,
     PathLike,
     save_npz,
+    score_track,
     truth_points,
     tss_positions,
     window_auprc,
@@ -173,10 +176,11 @@ def promoter_context(
     smooth: int = 21,
     max_fit_windows: int = 2_000_000,
     seed: int = 0,
+    bedgraph_bin: int = 10,
 ) -> pd.DataFrame:
     """Fit the context model on the windows outside `heldout` and write it (`outputs['model']`), the context
-    scores in the scan's .npz layout (`outputs['scores']`), and the held-out window AUPRC of the sequence scores
-    and of the context scores side by side (`outputs['evaluation']`)."""
+    scores (:func:`write_context_scores`: `outputs['scores']`, `outputs['bedgraph']`), and the held-out window
+    AUPRC of the sequence scores and of the context scores side by side (`outputs['evaluation']`)."""
     if not heldout.regions:
         raise ConfigError(
             "the promoter context model needs a task split by region (split.method: region): fitted and judged on "
@@ -185,8 +189,7 @@ def promoter_context(
     scan_settings = task["scan"]
     offset, tolerance = int(scan_settings["tss_offset"]), int(scan_settings.get("window_tolerance", 20))
     points = truth_points(read_gff3(truth_gff, types={TRUTH_TYPES["promoter"]}))
-    with np.load(scores_npz, allow_pickle=False) as data:
-        window, step = int(data["window"]), int(data["step"])
+    window, step = _window_and_step(scores_npz)
     rows = _contig_windows(scores_npz, cds, offset, smooth)
     fit_x, fit_y = [], []
     for contig, strand, starts, features in rows:
@@ -204,17 +207,7 @@ def promoter_context(
     beta = fit_logistic(x, y)
     model = ContextModel(tuple(float(value) for value in beta[:-1]), float(beta[-1]), smooth)
     log.info("context model on %d windows (%d TSS windows): %s", len(y), int(y.sum()), model)
-    arrays: dict[str, np.ndarray] = {"window": np.array(window), "step": np.array(step)}
-    contigs: list[str] = []
-    for contig, strand, starts, features in rows:
-        if contig not in contigs:
-            contigs.append(contig)
-            arrays[f"starts_{len(contigs) - 1}"] = starts
-        scored = model.score(np.nan_to_num(features[:, :]))
-        scored[np.isnan(features[:, 0])] = np.nan
-        arrays[f"{'plus' if strand == '+' else 'minus'}_{contigs.index(contig)}"] = scored.astype(np.float32)
-    arrays["contigs"] = np.array(contigs)
-    save_npz(outputs["scores"], arrays)
+    write_context_scores(rows, model, window, step, outputs, bedgraph_bin)
     model.save(outputs["model"], fit_windows=len(y), fit_tss_windows=int(y.sum()), heldout=heldout.describe())
     sequence = window_auprc(scores_npz, points, offset, tolerance, heldout)
     context = window_auprc(outputs["scores"], points, offset, tolerance, heldout)
@@ -232,6 +225,64 @@ def promoter_context(
     table = pd.DataFrame({"metric": list(metrics), "value": list(metrics.values())})
     write_tsv(table, outputs["evaluation"])
     return table
+
+
+def _window_and_step(scores_npz: PathLike) -> tuple[int, int]:
+    with np.load(scores_npz, allow_pickle=False) as data:
+        return int(data["window"]), int(data["step"])
+
+
+def write_context_scores(
+    rows: Sequence[tuple[str, str, np.ndarray, np.ndarray]],
+    model: ContextModel,
+    window: int,
+    step: int,
+    outputs: Mapping[str, PathLike],
+    bedgraph_bin: int,
+) -> None:
+    """The context probability of every window: `outputs['scores']` in the scan's .npz layout (NaN where the scan
+    has none) and `outputs['bedgraph']`, the best of both strands per `bedgraph_bin` bp, bgzipped and indexed."""
+    arrays: dict[str, np.ndarray] = {"window": np.array(window), "step": np.array(step)}
+    contigs: list[str] = []
+    for contig, strand, starts, features in rows:
+        if contig not in contigs:
+            contigs.append(contig)
+            arrays[f"starts_{len(contigs) - 1}"] = starts
+        scored = model.score(np.nan_to_num(features))
+        scored[np.isnan(features[:, 0])] = np.nan
+        arrays[f"{'plus' if strand == '+' else 'minus'}_{contigs.index(contig)}"] = scored.astype(np.float32)
+    arrays["contigs"] = np.array(contigs)
+    tracks = []
+    for index, contig in enumerate(contigs):
+        starts = arrays[f"starts_{index}"]
+        length = int(starts[-1]) + window if starts.size else window  # the last window ends at the contig end
+        best = np.fmax(arrays[f"plus_{index}"], arrays[f"minus_{index}"])
+        tracks.append((contig, *score_track(starts, best, window, length, bedgraph_bin)))
+    save_npz(outputs["scores"], arrays)
+    write_bedgraph_tracks(
+        tracks,
+        bedgraph_bin,
+        bedgraph_bin,
+        outputs["bedgraph"],
+        provenance={"context_model": asdict(model), "bedgraph_bin": bedgraph_bin},
+        track_name="genolm_promoter_context",
+        description=f"genolm promoter probability in gene context, max of both strands per {bedgraph_bin} bp",
+    )
+
+
+def apply_context(
+    scores_npz: PathLike,
+    model_json: PathLike,
+    cds: pd.DataFrame,
+    task: Mapping[str, object],
+    outputs: Mapping[str, PathLike],
+    bedgraph_bin: int = 10,
+) -> None:
+    """Rescore another annotated genome's promoter scan with a fitted context model (no known TSSs needed)."""
+    model = ContextModel.load(model_json)
+    window, step = _window_and_step(scores_npz)
+    rows = _contig_windows(scores_npz, cds, int(task["scan"]["tss_offset"]), model.smooth)
+    write_context_scores(rows, model, window, step, outputs, bedgraph_bin)
 
 
 def cds_of(genbank: Sequence[PathLike], fasta: Sequence[PathLike], gff: PathLike | None) -> pd.DataFrame:
