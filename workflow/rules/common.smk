@@ -299,14 +299,16 @@ def applied_context_prefixes():
     return [
         prefix
         for prefix in context_prefixes(context_genomes()[1])
-        if context_model_of(prefix.split("/")[3], prefix.split("/")[4], fits)
+        for _, _, _, task, model in [prefix.split("/")]
+        if context_model_of(task, model, fits)
     ]
 
 
 def context_model_of(task, model, fits=None):
     """The fitted context model a scan of task/model on another genome borrows (the first fit's), or None."""
     for prefix in promoter_context_prefixes() if fits is None else fits:
-        if prefix.endswith(f"/{task}/{model}"):
+        _, _, _, fit_task, fit_model = prefix.split("/")
+        if (fit_task, fit_model) == (task, model):
             return f"{prefix}/context/model.json"
     return None
 
