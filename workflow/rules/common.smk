@@ -295,18 +295,17 @@ def promoter_context_prefixes():
 
 def applied_context_prefixes():
     """The scans that borrow the context model of a fit of the same task and model."""
-    fits = promoter_context_prefixes()
     return [
         prefix
         for prefix in context_prefixes(context_genomes()[1])
         for _, _, _, task, model in [prefix.split("/")]
-        if context_model_of(task, model, fits)
+        if context_model_of(task, model)
     ]
 
 
-def context_model_of(task, model, fits=None):
+def context_model_of(task, model):
     """The fitted context model a scan of task/model on another genome borrows (the first fit's), or None."""
-    for prefix in promoter_context_prefixes() if fits is None else fits:
+    for prefix in promoter_context_prefixes():
         _, _, _, fit_task, fit_model = prefix.split("/")
         if (fit_task, fit_model) == (task, model):
             return f"{prefix}/context/model.json"
@@ -530,6 +529,7 @@ os.environ.setdefault(
 def report_scans():
     """One entry per genome scan: its per-window scores and, when known, the true elements."""
     scans = []
+    fits = promoter_context_prefixes()
     for prefix in scan_prefixes():
         _, _, genome, task, model = prefix.split("/")
         scans.append(
@@ -545,9 +545,7 @@ def report_scans():
                 ),
                 "truth": genome_truth(genome),
                 "context": (
-                    f"{prefix}/context/evaluation.tsv"
-                    if prefix in promoter_context_prefixes()
-                    else None
+                    f"{prefix}/context/evaluation.tsv" if prefix in fits else None
                 ),
             }
         )

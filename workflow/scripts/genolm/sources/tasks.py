@@ -19,6 +19,7 @@ import pandas as pd
 from genolm.atomic import atomic_writer
 from genolm.datasets import SPLITS, TASK_COLUMNS, summarize_tables
 from genolm.errors import ConfigError
+from genolm.scan_blocks import contig_lengths
 from genolm.sources.catalog import SOURCE_KINDS, replicon_pairs
 from genolm.sources.is_dataset import build_is_dataset
 from genolm.sources.promoters import build_promoter_source
@@ -34,7 +35,6 @@ from genolm.sources.splits import (
     split_for_fold,
     write_split_record,
 )
-from genolm.sources.windows import read_genome
 
 log = logging.getLogger(__name__)
 
@@ -121,8 +121,7 @@ def genome_regions(
         raise ConfigError(
             f"split method 'region' needs a source built from a genome (such as regulondb_sigma70), not '{source}'"
         )
-    lengths = {name: len(sequence) for name, sequence in read_genome(inputs["genome"]).items()}
-    return region_bounds(lengths, settings["fractions"])
+    return region_bounds(contig_lengths(inputs["genome"]), settings["fractions"])
 
 
 def leak_audit(table: pd.DataFrame, signatures: np.ndarray, threshold: float) -> dict[str, int]:
