@@ -39,6 +39,8 @@ def test_dry_run_of_every_shipped_config(config, tmp_path):
     if config.name == "benchmarks.yaml":  # a promoter task split by region, scanned on its own annotated genome
         assert "results/scan/mg1655/regulondb/cnn/context/evaluation.tsv" in result.stdout
         assert "results/scan/plasmids/regulondb/cnn/context/scores.bedgraph.gz" in result.stdout  # borrows the fit
+        assert "results/evaluate/ecoli/cnn/ensemble/metrics.tsv" in result.stdout  # 3 seeds: a seed ensemble
+        assert "results/evaluate/regulondb/kmermlp/ensemble/metrics.tsv" not in result.stdout  # not trained there
 
 
 @pytest.mark.parametrize(
@@ -100,6 +102,7 @@ def test_every_stage_leaves_its_outputs(tiny_run):
         "train/is/cnn/seed1/history.tsv",
         "train/is/cnn/seed1/config.yaml",
         "evaluate/promoter/cnn/seed1/predictions.tsv",
+        "evaluate/is/kmermlp/ensemble/metrics.tsv",
         "evaluate/is/transformer/seed1/embedding_2d.tsv",
         "evaluate/promoter/ulmfit/seed1/embeddings.npz",
         "tables/metrics.tsv",
@@ -151,8 +154,9 @@ def test_models_beat_the_trivial_baselines(tiny_run):
         assert mcc[(task, "cnn")] > baseline + 0.2, (task, mcc[task].to_dict())
         # The tiny ULMFiT is trained for the plumbing only (a 150 kb synthetic genome teaches its language model
         # almost nothing); its row must exist with real numbers, but it is not expected to win here.
-        for model in ("ulmfit", "transformer", "kmermlp"):
+        for model in ("ulmfit", "transformer", "kmermlp", "kmermlp_ensemble"):
             assert -1.0 <= mcc[(task, model)] <= 1.0
+        assert (task, "cnn_ensemble") not in mcc.index  # one seed: no ensemble
 
 
 @pytest.mark.e2e

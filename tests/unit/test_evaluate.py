@@ -6,10 +6,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from genolm.errors import InputFormatError
 from genolm.evaluate import (
     baseline_scores,
     collect_metrics,
+    ensemble_predictions,
     evaluate_baselines,
+    evaluate_ensemble,
     metric_rows,
     threshold_from_metrics,
 )
@@ -114,3 +117,55 @@ def test_collect_and_summarise_over_seeds(tmp_path):
     assert summary.loc["mcc", "sd"] == pytest.approx(np.std([0.5, 0.7], ddof=1), rel=1e-5)
     assert summary.loc["mcc", "seeds"] == 2
     assert threshold_from_metrics(paths[0]) == pytest.approx(0.4)
+
+
+def _predictions(path, scores: dict[str, list[float]], labels: dict[str, list[int]], order=None):
+    rows = [
+        {"id": f"{split}{i}", "split": split, "label": label, "score": score}
+        for split in ("valid", "test")
+        for i, (label, score) in enumerate(zip(labels[split], scores[split], strict=True))
+    ]
+    table = pd.DataFrame(rows)
+    if order is not None:
+        table = table.iloc[order]
+    table.to_csv(path, sep="\t", index=False)
+    return path
+
+
+def test_seed_ensemble_averages_probabilities_and_rechooses_the_threshold(tmp_path):
+    labels = {"valid": [1, 1, 0, 0], "test": [1, 1, 1, 0, 0, 0]}
+    # Each seed misses a different test positive; their mean ranks every positive above every negative.
+    one = {"valid": [0.9, 0.6, 0.4, 0.1], "test": [0.9, 0.8, 0.2, 0.3, 0.1, 0.4]}
+    two = {"valid": [0.8, 0.7, 0.3, 0.2], "test": [0.3, 0.9, 0.9, 0.2, 0.4, 0.1]}
+    paths = [
+        _predictions(tmp_path / "s1.tsv", one, labels),
+        _predictions(tmp_path / "s2.tsv", two, labels, order=[9, 0, 5, 1, 2, 3, 4, 6, 7, 8]),  # any row order
+    ]
+    merged = ensemble_predictions(paths)
+    assert merged["split"].tolist() == ["valid"] * 4 + ["test"] * 6
+    test = merged[merged["split"] == "test"].set_index("id")
+    assert test.loc["test0", "score"] == pytest.approx(0.6) and test.loc["test5", "score"] == pytest.approx(0.25)
+    table = evaluate_ensemble(paths, tmp_path / "e.tsv", tmp_path / "m.tsv", "t", "cnn", seed=0, bootstrap=0)
+    value = dict(zip(table["metric"], table["value"], strict=True))
+    assert set(table["model"]) == {"cnn_ensemble"} and set(table["seed"]) == {0}
+    # Averaged validation scores: 0.85, 0.65 | 0.35, 0.15 -> threshold between, which separates the test set.
+    assert 0.35 < value["threshold"] <= 0.65
+    assert value["mcc"] == pytest.approx(1.0) and value["auroc"] == pytest.approx(1.0)
+    single = [metric_rows(np.array(labels["test"]), np.array(s["test"]), 0.5, 0, 1, {}) for s in (one, two)]
+    assert all(float(t.loc[t["metric"] == "mcc", "value"].iloc[0]) < 1.0 for t in single)
+    written = pd.read_csv(tmp_path / "e.tsv", sep="\t")
+    assert list(written.columns) == ["id", "split", "label", "score"] and len(written) == 10
+
+
+def test_seed_ensemble_refuses_tables_that_score_different_sequences(tmp_path):
+    labels = {"valid": [1, 0], "test": [1, 0]}
+    scores = {"valid": [0.9, 0.1], "test": [0.8, 0.2]}
+    good = _predictions(tmp_path / "a.tsv", scores, labels)
+    flipped = _predictions(tmp_path / "b.tsv", scores, {"valid": [1, 0], "test": [0, 1]})
+    with pytest.raises(InputFormatError, match=r"b\.tsv: scores other sequences or labels"):
+        ensemble_predictions([good, flipped])
+    with pytest.raises(InputFormatError, match="at least two"):
+        ensemble_predictions([good])
+    pd.concat([pd.read_csv(good, sep="\t")] * 2).to_csv(tmp_path / "dup.tsv", sep="\t", index=False)
+    with pytest.raises(InputFormatError, match=r"dup\.tsv: sequence 'valid0' appears twice"):
+        ensemble_predictions([good, tmp_path / "dup.tsv"])

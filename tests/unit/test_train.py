@@ -18,6 +18,7 @@ from genolm.train import (
     _param_groups,
     _unfreezing_stages,
     bucketed_batches,
+    jitter_tokens,
     lm_layout,
     predict_proba,
     pretrain_language_model,
@@ -77,6 +78,8 @@ def test_train_config_validation() -> None:
     with pytest.raises(ConfigError, match="explode_factor"):
         TrainConfig(explode_factor=0.5)
     assert TrainConfig(explode_factor=None).explode_factor is None
+    with pytest.raises(ConfigError, match="shift_jitter"):
+        TrainConfig(shift_jitter=-1)
 
 
 def test_select_device() -> None:
@@ -137,6 +140,41 @@ def test_train_classifier_learns_and_writes_history(tmp_path, caplog) -> None:
     # The model ends in its best state.
     for key, value in model.state_dict().items():
         assert torch.equal(value, result.state_dict[key])
+
+
+def test_jitter_moves_each_row_within_its_length() -> None:
+    tokens = torch.tensor([[5, 6, 7, 8, 9, 10], [11, 12, 13, 0, 0, 0]])
+    lengths = torch.tensor([6, 3])
+    seen: set[tuple[int, ...]] = set()
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        moved = jitter_tokens(tokens, lengths, 2, rng)
+        assert moved.shape == tokens.shape and moved.dtype == tokens.dtype
+        assert moved[1, 3:].tolist() == [0, 0, 0]  # padding beyond the length stays padding
+        for row, length in ((0, 6), (1, 3)):
+            kept = [int(t) for t in moved[row, :length] if t != 0]
+            original = tokens[row, :length].tolist()
+            # What is left is one contiguous run of the original, at most 2 tokens from its place.
+            start = original.index(kept[0])
+            assert kept == original[start : start + len(kept)] and len(kept) >= length - 2
+            offset = int((moved[row, :length] != 0).nonzero()[0]) - start
+            assert abs(offset) <= 2
+        seen.add(tuple(moved[0].tolist()))
+    shifted = {tuple(([0] * d + list(range(5, 11)))[:6]) for d in range(3)}
+    shifted |= {tuple((list(range(5, 11)) + [0] * d)[d:]) for d in range(3)}
+    assert seen == shifted  # every shift from -2 to 2 occurs, and nothing else
+    assert torch.equal(jitter_tokens(tokens, lengths, 0, rng), tokens)
+
+
+def test_shift_jitter_trains_deterministically_and_differs_from_no_jitter() -> None:
+    train, valid = motif_task(96, seed=1), motif_task(32, seed=2)
+    runs = []
+    for jitter in (2, 2, 0):
+        model = small_cnn()
+        result = train_classifier(model, train, valid, fast_config(epochs=2, shift_jitter=jitter))
+        runs.append(result.history["train_loss"].tolist())
+    assert runs[0] == runs[1]
+    assert runs[0] != runs[2]
 
 
 def test_training_is_deterministic_on_cpu() -> None:

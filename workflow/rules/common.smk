@@ -68,6 +68,27 @@ def run_paths(pattern):
     ]
 
 
+def ensemble_paths(pattern):
+    """`pattern` with {task} and {model} filled in for every model trained with several seeds on a task (seed
+    ensembles, `evaluate.seed_ensemble`)."""
+    if not config["evaluate"]["seed_ensemble"]:
+        return []
+    return [
+        pattern.format(task=task, model=model)
+        for task in TASKS
+        for model in task_models(task)
+        if len(model_seeds(model)) > 1
+    ]
+
+
+def seed_predictions(wildcards):
+    """Every seed's predictions of one model on one task: what its seed ensemble averages."""
+    return [
+        f"results/evaluate/{wildcards.task}/{wildcards.model}/seed{seed}/predictions.tsv"
+        for seed in model_seeds(wildcards.model)
+    ]
+
+
 GENOMES = list(config["genomes"])
 DEMO_TASKS = [
     name for name, task in config["tasks"].items() if task["source"] == "demo"

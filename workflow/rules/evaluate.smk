@@ -21,6 +21,25 @@ rule evaluate_classifier:
         "../scripts/evaluate_classifier.py"
 
 
+rule evaluate_ensemble:
+    input:
+        predictions=seed_predictions,
+    output:
+        predictions="results/evaluate/{task}/{model}/ensemble/predictions.tsv",
+        metrics="results/evaluate/{task}/{model}/ensemble/metrics.tsv",
+    log:
+        "logs/evaluate_ensemble/{task}_{model}.log",
+    benchmark:
+        "benchmarks/evaluate_ensemble/{task}_{model}.tsv"
+    conda:
+        ENV_DATA
+    params:
+        threshold_metric=config["evaluate"]["threshold_metric"],
+        bootstrap=config["evaluate"]["bootstrap"],
+    script:
+        "../scripts/evaluate_ensemble.py"
+
+
 rule embed_classifier:
     input:
         unpack(embedding_annotation),
@@ -67,6 +86,7 @@ rule evaluate_baselines:
 rule collect_metrics:
     input:
         models=run_paths("results/evaluate/{task}/{model}/seed{seed}/metrics.tsv"),
+        ensembles=ensemble_paths("results/evaluate/{task}/{model}/ensemble/metrics.tsv"),
         baselines=expand("results/evaluate/{task}/baselines/metrics.tsv", task=TASKS),
     output:
         table=report(
@@ -92,6 +112,7 @@ rule collect_metrics:
 rule compare_published:
     input:
         models=run_paths("results/evaluate/{task}/{model}/seed{seed}/metrics.tsv"),
+        ensembles=ensemble_paths("results/evaluate/{task}/{model}/ensemble/metrics.tsv"),
         published=shipped_path(config["published_metrics"]),
     output:
         table=report(

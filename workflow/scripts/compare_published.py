@@ -7,7 +7,7 @@ if __name__ == "__main__":
     run_step(
         write_published_comparison,
         snakemake.log[0],
-        metric_paths=list(snakemake.input.models),
+        metric_paths=[*snakemake.input.models, *snakemake.input.ensembles],
         published_path=snakemake.input.published,
         tasks=dict(snakemake.params.tasks),
         table_path=snakemake.output.table,

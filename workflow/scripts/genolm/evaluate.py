@@ -101,6 +101,65 @@ def evaluate_checkpoint(
     return table
 
 
+ENSEMBLE_SUFFIX = "_ensemble"
+
+
+def read_predictions(path: str | Path) -> pd.DataFrame:
+    table = pd.read_csv(path, sep="\t", dtype={"id": str, "split": str})
+    missing = {"id", "split", "label", "score"} - set(table.columns)
+    if missing:
+        raise InputFormatError(f"{path}: not a predictions table (missing {', '.join(sorted(missing))})")
+    if table.duplicated(["split", "id"]).any():
+        first = table.loc[table.duplicated(["split", "id"]), "id"].iloc[0]
+        raise InputFormatError(f"{path}: sequence '{first}' appears twice in one split")
+    return table
+
+
+def ensemble_predictions(paths: Sequence[str | Path]) -> pd.DataFrame:
+    """Mean probability over several runs of one model (its seeds) for each valid and test sequence. Every run
+    must have scored exactly the same sequences with the same labels."""
+    if len(paths) < 2:
+        raise InputFormatError(f"an ensemble needs at least two prediction tables, got {len(paths)}")
+    tables = [read_predictions(path) for path in paths]
+    first = tables[0].sort_values(["split", "id"], kind="stable").reset_index(drop=True)
+    scores = [first["score"].to_numpy(dtype=float)]
+    for path, table in zip(paths[1:], tables[1:], strict=True):
+        table = table.sort_values(["split", "id"], kind="stable").reset_index(drop=True)
+        keys = ["split", "id", "label"]
+        same = len(table) == len(first) and (table[keys] == first[keys]).all(axis=None)
+        if not same:
+            raise InputFormatError(f"{path}: scores other sequences or labels than {paths[0]}; cannot average them")
+        scores.append(table["score"].to_numpy(dtype=float))
+    order = {"valid": 0, "test": 1}
+    merged = first.assign(score=np.mean(scores, axis=0))
+    return merged.sort_values("split", key=lambda split: split.map(order), kind="stable").reset_index(drop=True)
+
+
+def evaluate_ensemble(
+    prediction_paths: Sequence[str | Path],
+    predictions_path: str | Path,
+    metrics_path: str | Path,
+    task: str,
+    model_name: str,
+    seed: int,
+    threshold_metric: str = "mcc",
+    bootstrap: int = 200,
+) -> pd.DataFrame:
+    """The seed ensemble of one model: probabilities averaged over its runs, the threshold chosen again on the
+    averaged validation scores, test metrics reported as model `<model>_ensemble` (seed column: `seed`, which
+    also seeds the bootstrap)."""
+    merged = ensemble_predictions(prediction_paths)
+    valid, test = merged[merged["split"] == "valid"], merged[merged["split"] == "test"]
+    threshold = choose_threshold(valid["label"].to_numpy(), valid["score"].to_numpy(), metric=threshold_metric)
+    log.info("ensemble of %d runs: threshold %.4f on %d validation sequences", len(prediction_paths), threshold,
+             len(valid))  # fmt: skip
+    write_tsv(merged, predictions_path)
+    labels = {"task": task, "model": f"{model_name}{ENSEMBLE_SUFFIX}", "seed": seed}
+    table = metric_rows(test["label"].to_numpy(), test["score"].to_numpy(), threshold, bootstrap, seed, labels)
+    write_tsv(table, metrics_path)
+    return table
+
+
 def baseline_scores(tables: Mapping[str, pd.DataFrame]) -> dict[str, dict[str, np.ndarray]]:
     """Scores of the trivial baselines on valid and test.
 

@@ -68,6 +68,9 @@ class TrainConfig:
     one_cycle: bool = True
     # An epoch whose mean training loss exceeds explode_factor x epoch 1's is treated as divergence (null: off).
     explode_factor: float | None = 1e4
+    # Each training sequence moves by a random -n..n tokens per epoch (PAD fills the gap, its length is kept):
+    # aligned windows such as TSS-centred promoters stop being memorised by exact position.
+    shift_jitter: int = 0
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "patience"):
@@ -81,6 +84,8 @@ class TrainConfig:
                 raise ConfigError(f"training: {name} must be >= 0, got {getattr(self, name)!r}")
         if self.threads is not None and int(self.threads) < 1:
             raise ConfigError(f"training: threads must be >= 1 or null, got {self.threads!r}")
+        if int(self.shift_jitter) < 0:
+            raise ConfigError(f"training: shift_jitter must be >= 0, got {self.shift_jitter!r}")
         if self.explode_factor is not None and not float(self.explode_factor) > 1.0:
             raise ConfigError(f"training: explode_factor must be > 1 or null, got {self.explode_factor!r}")
 
@@ -149,6 +154,20 @@ def _to_device(ts: TokenSet, idx: np.ndarray, device: torch.device) -> tuple[tor
         torch.from_numpy(lengths).to(device, non_blocking=True),
         torch.from_numpy(ts.labels[idx]).to(device, non_blocking=True),
     )
+
+
+def jitter_tokens(
+    tokens: torch.Tensor, lengths: torch.Tensor, max_shift: int, rng: np.random.Generator
+) -> torch.Tensor:
+    """Move each row's tokens by its own random shift in -max_shift..max_shift within the row's length: what
+    moves past either end is dropped and PAD fills the gap, so lengths (and padding beyond them) stay as they were."""
+    shifts = torch.from_numpy(rng.integers(-max_shift, max_shift + 1, size=tokens.shape[0])).to(tokens.device)
+    positions = torch.arange(tokens.shape[1], device=tokens.device).unsqueeze(0)
+    source = positions - shifts.unsqueeze(1)
+    row_lengths = lengths.to(tokens.device).unsqueeze(1)
+    inside = (source >= 0) & (source < row_lengths) & (positions < row_lengths)
+    moved = torch.gather(tokens, 1, source.clamp(0, tokens.shape[1] - 1))
+    return moved.masked_fill(~inside, PAD_TOKEN)
 
 
 def _autocast(device: torch.device) -> contextlib.AbstractContextManager[Any]:
@@ -595,6 +614,8 @@ def _classifier_epoch(
     progress = _Progress(f"epoch {epoch}", len(batches))
     for step, idx in enumerate(batches, start=1):
         tokens, lengths, labels = _to_device(train, idx, device)
+        if cfg.shift_jitter:
+            tokens = jitter_tokens(tokens, lengths, cfg.shift_jitter, rng)
         with _autocast(device):
             logits = model(tokens, lengths)
         loss = _bce(logits.float(), labels.float(), pos_weight)
