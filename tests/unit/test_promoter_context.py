@@ -9,17 +9,20 @@ import pandas as pd
 import pysam
 import pytest
 
+from genolm.annotations import read_gff3
 from genolm.errors import ConfigError, InputFormatError
-from genolm.genome_scan import HeldOut, average_precision, tss_positions
+from genolm.genome_scan import HeldOut, average_precision, truth_points, tss_positions
 from genolm.promoter_context import (
     FAR,
     ContextModel,
     apply_context,
+    best_f1_threshold,
     cds_context,
     fit_logistic,
     promoter_context,
     smoothed_logit,
 )
+from genolm.scan import Call
 
 
 def _cds(rows):
@@ -66,6 +69,30 @@ def test_logistic_fit_reaches_the_optimum():
     assert beta[:3] == pytest.approx([1.5, -2.0, 0.0], abs=0.15)
 
 
+TASK = {"kind": "promoter", "scan": {"tss_offset": 60, "window_tolerance": 20, "point_tolerance": 20,
+                                     "peak_distance": 50}}  # fmt: skip
+
+
+def test_call_threshold_maximises_point_f1():
+    def call(position, score, strand="+", contig="chr"):
+        return Call(contig, position, position + 1, strand, score, position, "TSS", window=0)
+
+    truth = [("chr", 100, "+"), ("chr", 500, "+"), ("chr", 900, "-")]
+    calls = [
+        call(110, 0.9),  # right (10 bp away)
+        call(505, 0.8),  # right
+        call(300, 0.7),  # wrong
+        call(895, 0.6, "+"),  # wrong strand
+        call(880, 0.4, "-"),  # right: the third TSS
+        call(2000, 0.3),  # wrong
+    ]
+    # thresholds 0.9: F1 2*(1*1/3)/(4/3) = 0.5; 0.8: 0.8; 0.7: 2*(2/3*2/3)/(4/3) = 0.667; 0.4: 2*(3/5*1)/(8/5) = 0.75
+    threshold, f1 = best_f1_threshold(calls, truth, tolerance=20)
+    assert threshold == 0.8 and f1 == pytest.approx(0.8)
+    assert best_f1_threshold(calls, truth, tolerance=5) == (0.8, pytest.approx(2 * 0.5 * (1 / 3) / (0.5 + 1 / 3)))
+    assert best_f1_threshold([], truth, 20) == (1.0, 0.0)
+
+
 def _toy_scan(tmp_path, length=60_000, n_genes=120, seed=3):
     """A scan whose sequence scores are noise with a small bump at every TSS, and genes whose starts lie
     30-80 bp downstream of each TSS: only the gene context separates TSSs from the noise."""
@@ -96,13 +123,20 @@ def _toy_scan(tmp_path, length=60_000, n_genes=120, seed=3):
 
 
 def _outputs(folder, prefix=""):
-    names = {"model": "m.json", "scores": "c.npz", "bedgraph": "c.bedgraph.gz", "evaluation": "e.tsv"}
+    names = {
+        "model": "m.json",
+        "scores": "c.npz",
+        "bedgraph": "c.bedgraph.gz",
+        "evaluation": "e.tsv",
+        "bed": "calls.bed.gz",
+        "gff": "calls.gff3.gz",
+    }
     return {key: folder / f"{prefix}{name}" for key, name in names.items()}
 
 
 def test_gene_context_lifts_held_out_auprc_and_every_output_is_written(tmp_path):
     genes = _toy_scan(tmp_path)
-    task = {"kind": "promoter", "scan": {"tss_offset": 60, "window_tolerance": 20}}
+    task = TASK
     outputs = _outputs(tmp_path)
     heldout = HeldOut((("chr", 40_000, 60_000),))
     table = promoter_context(tmp_path / "scores.npz", tmp_path / "truth.gff3", genes, task, heldout, outputs)
@@ -112,6 +146,19 @@ def test_gene_context_lifts_held_out_auprc_and_every_output_is_written(tmp_path)
     assert metrics["windows"] == (59_920 - 39_940) + (59_920 - 39_980)
     assert metrics["weight_log_start_distance_300"] < 0  # far from a gene start is less likely a TSS
     model = ContextModel.load(outputs["model"])
+    # TSS calls at the threshold chosen outside the held-out stretch, judged inside it
+    assert model.threshold == metrics["call_threshold"] and 0.0 < model.threshold < 1.0
+    truth = truth_points(read_gff3(tmp_path / "truth.gff3"))
+    assert metrics["point_n_truth"] == sum(40_000 <= position < 60_000 for _, position, _ in truth) > 10
+    # chance precision is about 50 TSSs x 41 bp / 40 kb of both strands = 5 %
+    assert metrics["point_recall"] > 0.5 and metrics["point_precision"] > 0.2
+    calls = read_gff3(outputs["gff"])
+    assert len(calls) > 0 and set(calls["type"]) == {"TSS"} and (calls["end"] - calls["start"] == 1).all()
+    assert (calls["score"].astype(float) >= model.threshold).all()
+    with pysam.TabixFile(str(outputs["bed"])) as bed:
+        assert len(list(bed.fetch("chr"))) == len(calls)
+    held = calls[calls["start"] >= 40_000]
+    assert len(held) == metrics["point_n_calls"]
     assert json.loads(outputs["model"].read_text())["heldout"] == "chr:40001-60000"
     with np.load(outputs["scores"]) as context, np.load(tmp_path / "scores.npz") as scan:
         assert context["plus_0"].shape == scan["plus_0"].shape and context["contigs"].tolist() == ["chr"]
@@ -132,7 +179,7 @@ def test_gene_context_lifts_held_out_auprc_and_every_output_is_written(tmp_path)
 
 def test_context_model_refuses_a_scan_without_a_held_out_stretch(tmp_path):
     genes = _toy_scan(tmp_path)
-    task = {"kind": "promoter", "scan": {"tss_offset": 60}}
+    task = TASK
     outputs = _outputs(tmp_path)
     with pytest.raises(ConfigError, match="split by region"):
         promoter_context(tmp_path / "scores.npz", tmp_path / "truth.gff3", genes, task, HeldOut(), outputs)
@@ -141,13 +188,17 @@ def test_context_model_refuses_a_scan_without_a_held_out_stretch(tmp_path):
 
 def test_a_fitted_model_rescored_on_another_genome_equals_its_own_scores_and_tracks(tmp_path):
     genes = _toy_scan(tmp_path)
-    task = {"kind": "promoter", "scan": {"tss_offset": 60, "window_tolerance": 20}}
+    task = TASK
     fitted = _outputs(tmp_path)
     promoter_context(
         tmp_path / "scores.npz", tmp_path / "truth.gff3", genes, task, HeldOut((("chr", 40_000, 60_000),)), fitted
     )
-    applied = {"scores": tmp_path / "applied.npz", "bedgraph": tmp_path / "applied.bedgraph.gz"}
+    applied = _outputs(tmp_path, "applied_")
     apply_context(tmp_path / "scores.npz", fitted["model"], genes, task, applied)
+    # the same genome and model: the same calls, at the threshold the fit chose
+    fitted_calls, applied_calls = read_gff3(fitted["gff"]), read_gff3(applied["gff"])
+    assert len(fitted_calls) > 0
+    pd.testing.assert_frame_equal(fitted_calls, applied_calls)
     with np.load(fitted["scores"]) as own, np.load(applied["scores"]) as other:
         assert own["contigs"].tolist() == other["contigs"].tolist()
         for key in ("starts_0", "plus_0", "minus_0", "window", "step"):
@@ -156,8 +207,11 @@ def test_a_fitted_model_rescored_on_another_genome_equals_its_own_scores_and_tra
         rows = [line.split("\t") for line in track.fetch("chr", 0, 1000)]
     assert [int(row[1]) for row in rows[:3]] == [40, 50, 60]  # 10 bp bins of window centres, from 81 // 2
     assert all(0.0 <= float(row[3]) <= 1.0 for row in rows)
-    # a model file from another feature set is refused, not misread
+    # a model file without a call threshold, or from another feature set, is refused, not misread
     record = json.loads(fitted["model"].read_text())
+    fitted["model"].write_text(json.dumps({key: value for key, value in record.items() if key != "threshold"}))
+    with pytest.raises(InputFormatError, match="without a call threshold"):
+        apply_context(tmp_path / "scores.npz", fitted["model"], genes, task, applied)
     record["features"] = ["something_else"]
     fitted["model"].write_text(json.dumps(record))
     with pytest.raises(InputFormatError, match="features"):

@@ -92,11 +92,17 @@ rule promoter_context:
     output:
         model="results/scan/{genome}/{task}/{model}/context/model.json",
         scores="results/scan/{genome}/{task}/{model}/context/scores.npz",
+        bed="results/scan/{genome}/{task}/{model}/context/calls.bed.gz",
+        bed_index="results/scan/{genome}/{task}/{model}/context/calls.bed.gz.tbi",
+        gff="results/scan/{genome}/{task}/{model}/context/calls.gff3.gz",
+        gff_index="results/scan/{genome}/{task}/{model}/context/calls.gff3.gz.tbi",
         bedgraph="results/scan/{genome}/{task}/{model}/context/scores.bedgraph.gz",
         index="results/scan/{genome}/{task}/{model}/context/scores.bedgraph.gz.tbi",
         evaluation="results/scan/{genome}/{task}/{model}/context/evaluation.tsv",
     log:
         "logs/promoter_context/{genome}_{task}_{model}.log",
+    benchmark:
+        "benchmarks/promoter_context/{genome}_{task}_{model}.tsv"
     wildcard_constraints:
         genome="|".join(context_genomes()[0]) or "no-context-genome",
     conda:
@@ -117,10 +123,16 @@ rule apply_promoter_context:
         model=lambda wildcards: context_model_of(wildcards.task, wildcards.model),
     output:
         scores="results/scan/{genome}/{task}/{model}/context/scores.npz",
+        bed="results/scan/{genome}/{task}/{model}/context/calls.bed.gz",
+        bed_index="results/scan/{genome}/{task}/{model}/context/calls.bed.gz.tbi",
+        gff="results/scan/{genome}/{task}/{model}/context/calls.gff3.gz",
+        gff_index="results/scan/{genome}/{task}/{model}/context/calls.gff3.gz.tbi",
         bedgraph="results/scan/{genome}/{task}/{model}/context/scores.bedgraph.gz",
         index="results/scan/{genome}/{task}/{model}/context/scores.bedgraph.gz.tbi",
     log:
         "logs/apply_promoter_context/{genome}_{task}_{model}.log",
+    benchmark:
+        "benchmarks/apply_promoter_context/{genome}_{task}_{model}.tsv"
     wildcard_constraints:
         genome="|".join(context_genomes()[1]) or "no-context-genome",
     conda:

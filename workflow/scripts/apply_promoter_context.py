@@ -19,6 +19,6 @@ if __name__ == "__main__":
         fasta=list(snakemake.input.get("fasta", [])),
         gff=snakemake.input.get("gff"),
         task=dict(snakemake.params.task),
-        outputs={key: snakemake.output[key] for key in ("scores", "bedgraph")},
+        outputs={key: snakemake.output[key] for key in ("scores", "bedgraph", "bed", "gff")},
         bedgraph_bin=int(snakemake.params.bedgraph_bin),
     )

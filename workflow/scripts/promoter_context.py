@@ -21,7 +21,7 @@ if __name__ == "__main__":
         gff=snakemake.input.get("gff"),
         task=dict(snakemake.params.task),
         heldout=HeldOut.from_split_record(snakemake.input.splits),
-        outputs={key: snakemake.output[key] for key in ("model", "scores", "bedgraph", "evaluation")},
+        outputs={key: snakemake.output[key] for key in ("model", "scores", "bedgraph", "evaluation", "bed", "gff")},
         smooth=int(snakemake.params.smooth),
         seed=int(snakemake.params.seed),
         bedgraph_bin=int(snakemake.params.bedgraph_bin),

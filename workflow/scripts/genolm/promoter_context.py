@@ -11,12 +11,15 @@ The context model is a logistic regression over four features of each scanned wi
 - whether that position lies inside a CDS on its strand.
 
 It is fitted on the windows of the stretches the classifier trained on (a task split by region) and judged on the
-held-out stretch, so the held-out figure measures both models on sequence neither saw. Five numbers, kept as JSON;
-:func:`apply_context` rescores any other annotated genome's scan with them.
+held-out stretch, so the held-out figure measures both models on sequence neither saw. Its TSS point calls (peaks of
+the context probability, as a sequence scan calls them) use the threshold that maximises point F1 outside the
+held-out stretch. Five numbers and that threshold, kept as JSON; :func:`apply_context` rescores and calls any other
+annotated genome's scan with them.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from collections.abc import Mapping, Sequence
@@ -31,8 +34,9 @@ from genolm.annotations import TRUTH_TYPES, read_gff3
 from genolm.atomic import write_text_atomic
 from genolm.errors import ConfigError, InputFormatError
 from genolm.evaluate import write_tsv
-from genolm.formats import write_bedgraph_tracks
+from genolm.formats import write_bed, write_bedgraph_tracks, write_gff3
 from genolm.genome_scan import (
+    CALL_TYPES,
     HeldOut,
     PathLike,
     save_npz,
@@ -42,11 +46,14 @@ from genolm.genome_scan import (
     window_auprc,
     window_labels,
 )
+from genolm.scan import Call, call_peaks, evaluate_points, peak_points
 
 log = logging.getLogger(__name__)
 
 FEATURES = ("smoothed_logit", "log_start_distance_50", "log_start_distance_300", "inside_cds")
 FAR = 100_000  # bp: the distance given to a window with no CDS start downstream on its strand
+# Peaks below this context probability are never called: it bounds the candidates of the threshold search.
+CALL_FLOOR = 0.02
 _EPSILON = 1e-6
 
 
@@ -55,6 +62,7 @@ class ContextModel:
     weights: tuple[float, ...]
     bias: float
     smooth: int
+    threshold: float = 0.5  # context probability from which a peak becomes a TSS call
     features: tuple[str, ...] = FEATURES
 
     def save(self, path: PathLike, **provenance: object) -> None:
@@ -65,7 +73,9 @@ class ContextModel:
         record = json.loads(Path(path).read_text(encoding="utf-8"))
         if tuple(record.get("features", ())) != FEATURES:
             raise InputFormatError(f"{path}: context model features {record.get('features')}, expected {FEATURES}")
-        return cls(tuple(record["weights"]), float(record["bias"]), int(record["smooth"]))
+        if "threshold" not in record:
+            raise InputFormatError(f"{path}: context model without a call threshold (written by an older genolm)")
+        return cls(tuple(record["weights"]), float(record["bias"]), int(record["smooth"]), float(record["threshold"]))
 
     def score(self, features: np.ndarray) -> np.ndarray:
         return 1.0 / (1.0 + np.exp(-(features @ np.asarray(self.weights) + self.bias)))
@@ -206,11 +216,23 @@ def promoter_context(
         x, y = x[keep], y[keep]
     beta = fit_logistic(x, y)
     model = ContextModel(tuple(float(value) for value in beta[:-1]), float(beta[-1]), smooth)
-    log.info("context model on %d windows (%d TSS windows): %s", len(y), int(y.sum()), model)
+    candidates = context_calls(rows, model, window, scan_settings, CALL_FLOOR)
+    point_tolerance = int(scan_settings["point_tolerance"])
+    outside = [call for call in candidates if not heldout.keep(call.contig, np.array([call.start]))[0]]
+    fit_truth = [point for point in points if not heldout.keep(point[0], np.array([point[1]]))[0]]
+    threshold, fit_f1 = best_f1_threshold(outside, fit_truth, point_tolerance)
+    model = dataclasses.replace(model, threshold=threshold)
+    log.info("context model on %d windows (%d TSS windows): %s; call threshold %.4f (point F1 %.3f outside the "
+             "held-out stretch)", len(y), int(y.sum()), model, threshold, fit_f1)  # fmt: skip
     write_context_scores(rows, model, window, step, outputs, bedgraph_bin)
+    calls = [call for call in candidates if call.score >= threshold]
+    write_context_calls(calls, model, outputs)
     model.save(outputs["model"], fit_windows=len(y), fit_tss_windows=int(y.sum()), heldout=heldout.describe())
     sequence = window_auprc(scores_npz, points, offset, tolerance, heldout)
     context = window_auprc(outputs["scores"], points, offset, tolerance, heldout)
+    held_calls = [call for call in calls if heldout.keep(call.contig, np.array([call.start]))[0]]
+    held_truth = [point for point in points if heldout.keep(point[0], np.array([point[1]]))[0]]
+    held_points = evaluate_points(held_calls, held_truth, point_tolerance)
     metrics: dict[str, object] = {
         "window_auprc_sequence": sequence["window_auprc"],
         "window_auprc_context": context["window_auprc"],
@@ -219,8 +241,12 @@ def promoter_context(
         "fit_windows": len(y),
         **{f"weight_{name}": weight for name, weight in zip(FEATURES, model.weights, strict=True)},
         "bias": model.bias,
+        "call_threshold": threshold,
+        "fit_point_f1": fit_f1,
+        **{f"point_{key}": value for key, value in held_points.items() if key != "tolerance"},
         "criterion": f"held out: only {heldout.describe()}; windows positive when a true TSS lies within {tolerance} "
-        "bp of the window's TSS position, same strand",
+        f"bp of the window's TSS position, same strand; point calls match a true TSS within {point_tolerance} bp, "
+        "same strand",
     }
     table = pd.DataFrame({"metric": list(metrics), "value": list(metrics.values())})
     write_tsv(table, outputs["evaluation"])
@@ -270,6 +296,70 @@ def write_context_scores(
     )
 
 
+def context_calls(
+    rows: Sequence[tuple[str, str, np.ndarray, np.ndarray]],
+    model: ContextModel,
+    window: int,
+    scan_settings: Mapping[str, object],
+    floor: float,
+) -> list[Call]:
+    """TSS point calls at the context probability's peaks scoring `floor` or more, both strands, as a sequence
+    scan calls them (`peak_distance`, `tss_offset`). A higher threshold keeps a subset of them: a peak is only
+    ever suppressed by a better one."""
+    calls: list[Call] = []
+    for contig, strand, starts, features in rows:
+        scored = model.score(np.nan_to_num(features))
+        scored[np.isnan(features[:, 0])] = np.nan
+        peaks = call_peaks(contig, starts, scored, strand, window, floor, int(scan_settings["peak_distance"]))
+        calls += peak_points(peaks, window, int(scan_settings["tss_offset"]), kind=CALL_TYPES["promoter"])
+    return sorted(calls, key=lambda call: (call.contig, call.start, call.strand))
+
+
+def best_f1_threshold(
+    calls: Sequence[Call], truth: Sequence[tuple[str, int, str]], tolerance: int
+) -> tuple[float, float]:
+    """The call score from which point calls have the best F1 against `truth` (within `tolerance` bp, same strand)
+    and that F1. For the search, a call is right when a true TSS lies within reach and a TSS is found when a call
+    at or above the threshold lies within reach (no one-to-one matching: that is for the reported figures)."""
+    if not calls or not truth:
+        return 1.0, 0.0
+    listed: dict[tuple[str, str], list[int]] = {}
+    for contig, position, strand in truth:
+        listed.setdefault((contig, strand), []).append(position)
+    by_key = {key: np.sort(np.asarray(value, dtype=np.int64)) for key, value in listed.items()}
+    scores = np.array([call.score for call in calls])
+    right = np.zeros(len(calls), dtype=bool)
+    best_near_truth = {key: np.full(len(value), -np.inf) for key, value in by_key.items()}
+    for index, call in enumerate(calls):
+        positions = by_key.get((call.contig, call.strand))
+        if positions is None:
+            continue
+        low = np.searchsorted(positions, call.start - tolerance, side="left")
+        high = np.searchsorted(positions, call.start + tolerance, side="right")
+        if high > low:
+            right[index] = True
+            near = best_near_truth[(call.contig, call.strand)][low:high]
+            np.maximum(near, call.score, out=near)
+    truth_best = np.sort(np.concatenate(list(best_near_truth.values())))
+    order = np.argsort(scores, kind="stable")
+    ranked, right_before = scores[order], np.concatenate([[0], np.cumsum(right[order])])
+    candidates = np.unique(scores)
+    below = np.searchsorted(ranked, candidates, side="left")  # calls under each candidate threshold
+    n_calls, n_right = len(scores) - below, right_before[-1] - right_before[below]
+    found = len(truth_best) - np.searchsorted(truth_best, candidates, side="left")
+    precision, recall = n_right / n_calls, found / len(truth_best)
+    f1 = np.where(precision + recall > 0, 2 * precision * recall / np.maximum(precision + recall, 1e-12), 0.0)
+    best = int(np.argmax(f1))
+    return float(candidates[best]), float(f1[best])
+
+
+def write_context_calls(calls: Sequence[Call], model: ContextModel, outputs: Mapping[str, PathLike]) -> None:
+    """The context model's TSS calls as BED6 and GFF3, bgzipped and tabix-indexed (`outputs['bed']`, `['gff']`)."""
+    provenance = {"context_model": json.dumps(asdict(model)), "threshold": round(model.threshold, 6)}
+    write_bed(calls, outputs["bed"], provenance=provenance, id_prefix="context")
+    write_gff3(calls, outputs["gff"], provenance=provenance, id_prefix="context")
+
+
 def apply_context(
     scores_npz: PathLike,
     model_json: PathLike,
@@ -278,11 +368,14 @@ def apply_context(
     outputs: Mapping[str, PathLike],
     bedgraph_bin: int = 10,
 ) -> None:
-    """Rescore another annotated genome's promoter scan with a fitted context model (no known TSSs needed)."""
+    """Rescore and call another annotated genome's promoter scan with a fitted context model (no known TSSs
+    needed): scores as in :func:`write_context_scores`, calls at the model's threshold as in
+    :func:`write_context_calls`."""
     model = ContextModel.load(model_json)
     window, step = _window_and_step(scores_npz)
     rows = _contig_windows(scores_npz, cds, int(task["scan"]["tss_offset"]), model.smooth)
     write_context_scores(rows, model, window, step, outputs, bedgraph_bin)
+    write_context_calls(context_calls(rows, model, window, task["scan"], model.threshold), model, outputs)
 
 
 def cds_of(genbank: Sequence[PathLike], fasta: Sequence[PathLike], gff: PathLike | None) -> pd.DataFrame:
