@@ -100,3 +100,38 @@ def test_scan_a_genome_with_a_checkpoint(tmp_path, is_checkpoint, capsys):
     with pysam.TabixFile(str(out / "scores.bedgraph.gz")) as graph:
         assert len(list(graph.fetch("chrom"))) > 0
     assert (out / "calls.gff3.gz.tbi").is_file()
+
+
+def test_context_rescores_and_calls_a_scan_like_the_pipeline(tmp_path, capsys):
+    from test_promoter_context import TASK, _outputs, _toy_scan
+
+    from genolm.annotations import read_gff3
+    from genolm.genome_scan import HeldOut
+    from genolm.promoter_context import promoter_context
+
+    genes = _toy_scan(tmp_path)
+    fitted = _outputs(tmp_path, "fit_")
+    promoter_context(
+        tmp_path / "scores.npz", tmp_path / "truth.gff3", genes, TASK, HeldOut((("chr", 40_000, 60_000),)), fitted
+    )
+    gff = tmp_path / "genes.gff3"
+    lines = [
+        f"chr\tx\tCDS\t{r.start + 1}\t{r.end}\t.\t{r.strand}\t0\tID=g{i}" for i, r in enumerate(genes.itertuples())
+    ]
+    gff.write_text("##gff-version 3\n##sequence-region chr 1 60000\n" + "\n".join(lines) + "\n")
+    out = tmp_path / "cli"
+    assert main(["context", str(tmp_path / "scores.npz"), "--model", str(fitted["model"]), "--gff", str(gff),
+                 "-o", str(out)]) == 0  # fmt: skip
+    assert "TSS calls" in capsys.readouterr().out
+    calls = read_gff3(out / "calls.gff3.gz")
+    assert len(calls) > 0
+    assert calls[["contig", "start", "end", "strand"]].equals(
+        read_gff3(fitted["gff"])[["contig", "start", "end", "strand"]]
+    )
+    with np.load(out / "scores.npz") as mine, np.load(fitted["scores"]) as theirs:
+        assert np.array_equal(mine["plus_0"], theirs["plus_0"], equal_nan=True)
+    assert (out / "scores.bedgraph.gz.tbi").is_file() and (out / "calls.bed.gz.tbi").is_file()
+    # genes are required, from exactly one source
+    with pytest.raises(SystemExit) as failed:
+        main(["context", str(tmp_path / "scores.npz"), "--model", str(fitted["model"]), "-o", str(out)])
+    assert failed.value.code == 1 and "--genbank FILE... or as --gff" in capsys.readouterr().err

@@ -1,3 +1,12 @@
+# Table merges that take seconds run on the submitting host (localrules): on a cluster, each would otherwise wait
+# in the queue for longer than it runs.
+localrules:
+    collect_metrics,
+    compare_published,
+    evaluate_baselines,
+    evaluate_ensemble,
+
+
 rule evaluate_classifier:
     input:
         checkpoint="results/train/{task}/{model}/seed{seed}/model.safetensors",

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import genolm
-from genolm import cli_export, cli_interpret, cli_lm
+from genolm import cli_context, cli_export, cli_interpret, cli_lm
 from genolm.errors import ConfigError
 from genolm.runtime import configure_logging, set_threads, user_errors
 from genolm.scan import CALL_DEFAULTS as SCAN_DEFAULTS
@@ -232,7 +232,7 @@ def build_parser() -> argparse.ArgumentParser:
     scan.add_argument("--device", default="auto")
     scan.add_argument("-o", "--out", required=True, help="output folder")
     scan.set_defaults(run=_scan)
-    for area in (cli_interpret, cli_lm, cli_export):
+    for area in (cli_interpret, cli_lm, cli_export, cli_context):
         area.add_commands(commands)
     return parser
 

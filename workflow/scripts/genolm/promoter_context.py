@@ -227,7 +227,14 @@ def promoter_context(
     write_context_scores(rows, model, window, step, outputs, bedgraph_bin)
     calls = [call for call in candidates if call.score >= threshold]
     write_context_calls(calls, model, outputs)
-    model.save(outputs["model"], fit_windows=len(y), fit_tss_windows=int(y.sum()), heldout=heldout.describe())
+    model.save(
+        outputs["model"],
+        fit_windows=len(y),
+        fit_tss_windows=int(y.sum()),
+        heldout=heldout.describe(),
+        tss_offset=offset,
+        peak_distance=int(scan_settings["peak_distance"]),
+    )
     sequence = window_auprc(scores_npz, points, offset, tolerance, heldout)
     context = window_auprc(outputs["scores"], points, offset, tolerance, heldout)
     held_calls = [call for call in calls if heldout.keep(call.contig, np.array([call.start]))[0]]
