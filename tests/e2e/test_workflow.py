@@ -148,7 +148,7 @@ def test_every_stage_leaves_its_outputs(tiny_run):
 @pytest.mark.e2e
 def test_models_beat_the_trivial_baselines(tiny_run):
     metrics = pd.read_csv(tiny_run / "results" / "tables" / "metrics.tsv", sep="\t")
-    mcc = metrics[metrics["metric"] == "mcc"].set_index(["task", "model"])["value"]
+    mcc = metrics[metrics["metric"] == "mcc"].groupby(["task", "model"])["value"].mean()  # kmermlp: mean of 2 seeds
     for task in ("promoter", "is"):
         baseline = max(mcc[(task, "baseline_majority")], mcc[(task, "baseline_gc_content")])
         assert mcc[(task, "cnn")] > baseline + 0.2, (task, mcc[task].to_dict())
