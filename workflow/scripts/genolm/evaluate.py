@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -77,26 +78,31 @@ def evaluate_checkpoint(
             )
         scores[split] = predict_proba(model, token_set, device=torch_device)
         labels[split], ids[split] = token_set.labels, token_set.ids
-    threshold = choose_threshold(labels["valid"], scores["valid"], metric=threshold_metric)
-    log.info(
-        "threshold %.4f chosen on %d validation sequences (max %s)",
-        threshold,
-        len(ids["valid"]),
-        threshold_metric,
-    )
     predictions = pd.concat(
         pd.DataFrame({"id": ids[split], "split": split, "label": labels[split], "score": scores[split]})
         for split in ("valid", "test")
     )
+    run = {"task": task, "model": model_name, "seed": seed}
+    return evaluate_predictions(predictions, predictions_path, metrics_path, run, threshold_metric, bootstrap)
+
+
+def evaluate_predictions(
+    predictions: pd.DataFrame,
+    predictions_path: str | Path,
+    metrics_path: str | Path,
+    run: Mapping[str, Any],
+    threshold_metric: str = "mcc",
+    bootstrap: int = 200,
+) -> pd.DataFrame:
+    """Choose the threshold on the `valid` rows of a predictions table (id, split, label, score), apply it to the
+    `test` rows; write the table and the test metrics, labelled with `run` (task, model, seed; the seed also seeds
+    the bootstrap)."""
+    valid, test = predictions[predictions["split"] == "valid"], predictions[predictions["split"] == "test"]
+    threshold = choose_threshold(valid["label"].to_numpy(), valid["score"].to_numpy(), metric=threshold_metric)
+    log.info("threshold %.4f chosen on %d validation sequences (max %s)", threshold, len(valid), threshold_metric)
     write_tsv(predictions, predictions_path)
-    table = metric_rows(
-        labels["test"],
-        scores["test"],
-        threshold,
-        bootstrap,
-        seed,
-        {"task": task, "model": model_name, "seed": seed},
-    )
+    seed = int(run["seed"])
+    table = metric_rows(test["label"].to_numpy(), test["score"].to_numpy(), threshold, bootstrap, seed, run)
     write_tsv(table, metrics_path)
     return table
 
@@ -149,15 +155,9 @@ def evaluate_ensemble(
     averaged validation scores, test metrics reported as model `<model>_ensemble` (seed column: `seed`, which
     also seeds the bootstrap)."""
     merged = ensemble_predictions(prediction_paths)
-    valid, test = merged[merged["split"] == "valid"], merged[merged["split"] == "test"]
-    threshold = choose_threshold(valid["label"].to_numpy(), valid["score"].to_numpy(), metric=threshold_metric)
-    log.info("ensemble of %d runs: threshold %.4f on %d validation sequences", len(prediction_paths), threshold,
-             len(valid))  # fmt: skip
-    write_tsv(merged, predictions_path)
-    labels = {"task": task, "model": f"{model_name}{ENSEMBLE_SUFFIX}", "seed": seed}
-    table = metric_rows(test["label"].to_numpy(), test["score"].to_numpy(), threshold, bootstrap, seed, labels)
-    write_tsv(table, metrics_path)
-    return table
+    log.info("ensemble of %d runs", len(prediction_paths))
+    run = {"task": task, "model": f"{model_name}{ENSEMBLE_SUFFIX}", "seed": seed}
+    return evaluate_predictions(merged, predictions_path, metrics_path, run, threshold_metric, bootstrap)
 
 
 def baseline_scores(tables: Mapping[str, pd.DataFrame]) -> dict[str, dict[str, np.ndarray]]:
