@@ -572,6 +572,10 @@ class HeldOut:
             mask |= (positions >= start) & (positions < end)
         return mask
 
+    def contains(self, contig: str, position: int) -> bool:
+        """Whether one position (0-based) of `contig` counts."""
+        return bool(self.keep(contig, np.array([position]))[0])
+
     def describe(self) -> str:
         return ", ".join(f"{contig}:{start + 1}-{end}" for contig, start, end in self.regions)
 
@@ -637,7 +641,7 @@ def evaluate_scan(
     called = _inside(read_gff3(calls_gff, types={CALL_TYPES[kind]}), heldout)
     truth = read_gff3(truth_gff, types={TRUTH_TYPES[kind]})
     if kind == "promoter":
-        truth = truth[[heldout.keep(contig, np.array([tss]))[0] for contig, tss, _ in truth_points(truth)]]
+        truth = truth[[heldout.contains(contig, tss) for contig, tss, _ in truth_points(truth)]]
     else:
         truth = _inside(truth, heldout)
     call_rows = [
@@ -666,7 +670,7 @@ def evaluate_scan(
             known = [
                 element
                 for element in read_known_is(known_is, known_is_exclude)
-                if element[0] in contigs and heldout.keep(element[0], np.array([element[1]]))[0]
+                if element[0] in contigs and heldout.contains(element[0], element[1])
             ]
             augmented = _element_scores(call_rows, with_known(truth_rows, known, overlap), overlap)
             result.update({f"{key}_with_known_is": value for key, value in augmented.items() if key != "min_overlap"})

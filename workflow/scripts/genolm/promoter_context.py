@@ -218,8 +218,8 @@ def promoter_context(
     model = ContextModel(tuple(float(value) for value in beta[:-1]), float(beta[-1]), smooth)
     candidates = context_calls(rows, model, window, scan_settings, CALL_FLOOR)
     point_tolerance = int(scan_settings["point_tolerance"])
-    outside = [call for call in candidates if not heldout.keep(call.contig, np.array([call.start]))[0]]
-    fit_truth = [point for point in points if not heldout.keep(point[0], np.array([point[1]]))[0]]
+    outside = [call for call in candidates if not heldout.contains(call.contig, call.start)]
+    fit_truth = [point for point in points if not heldout.contains(point[0], point[1])]
     threshold, fit_f1 = best_f1_threshold(outside, fit_truth, point_tolerance)
     model = dataclasses.replace(model, threshold=threshold)
     log.info("context model on %d windows (%d TSS windows): %s; call threshold %.4f (point F1 %.3f outside the "
@@ -237,8 +237,8 @@ def promoter_context(
     )
     sequence = window_auprc(scores_npz, points, offset, tolerance, heldout)
     context = window_auprc(outputs["scores"], points, offset, tolerance, heldout)
-    held_calls = [call for call in calls if heldout.keep(call.contig, np.array([call.start]))[0]]
-    held_truth = [point for point in points if heldout.keep(point[0], np.array([point[1]]))[0]]
+    held_calls = [call for call in calls if heldout.contains(call.contig, call.start)]
+    held_truth = [point for point in points if heldout.contains(point[0], point[1])]
     held_points = evaluate_points(held_calls, held_truth, point_tolerance)
     metrics: dict[str, object] = {
         "window_auprc_sequence": sequence["window_auprc"],
