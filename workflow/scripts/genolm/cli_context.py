@@ -9,10 +9,9 @@ from pathlib import Path
 from genolm.errors import InputFormatError
 from genolm.scan import CALL_DEFAULTS
 
-BEDGRAPH_BIN = 10  # the pipeline's scan.bedgraph_bin default
-
 
 def _context(args: argparse.Namespace) -> None:
+    from genolm.genome_scan import SCAN_DEFAULTS
     from genolm.promoter_context import apply_context, cds_of
 
     record = json.loads(Path(args.model).read_text(encoding="utf-8"))
@@ -33,7 +32,7 @@ def _context(args: argparse.Namespace) -> None:
         cds_of(args.genbank or [], args.fasta or [], args.gff),
         {"scan": scan},
         outputs,
-        bedgraph_bin=args.bedgraph_bin,
+        bedgraph_bin=SCAN_DEFAULTS["bedgraph_bin"] if args.bedgraph_bin is None else args.bedgraph_bin,
     )
     print(f"context scores: {outputs['scores']}, {outputs['bedgraph']}; TSS calls: {outputs['bed']}, {outputs['gff']}")
 
@@ -54,6 +53,11 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     context.add_argument("--gff", help="GFF3 with the scanned genome's CDS, instead of --genbank")
     context.add_argument("--tss-offset", type=int, default=None, help="default: the model's")
     context.add_argument("--peak-distance", type=int, default=None, help="bp between TSS calls (default: the model's)")
-    context.add_argument("--bedgraph-bin", type=int, default=BEDGRAPH_BIN, help=f"bp per bedGraph bin ({BEDGRAPH_BIN})")
+    context.add_argument(
+        "--bedgraph-bin",
+        type=int,
+        default=None,
+        help="bp per bedGraph bin (default: the pipeline's scan.bedgraph_bin default)",
+    )
     context.add_argument("-o", "--out", required=True, help="output folder")
     context.set_defaults(run=_context)

@@ -37,6 +37,7 @@ from genolm.evaluate import write_tsv
 from genolm.formats import write_bed, write_bedgraph_tracks, write_gff3
 from genolm.genome_scan import (
     CALL_TYPES,
+    SCAN_DEFAULTS,
     HeldOut,
     PathLike,
     save_npz,
@@ -79,6 +80,12 @@ class ContextModel:
 
     def score(self, features: np.ndarray) -> np.ndarray:
         return 1.0 / (1.0 + np.exp(-(features @ np.asarray(self.weights) + self.bias)))
+
+    def probability(self, features: np.ndarray) -> np.ndarray:
+        """The context probability of each window of `window_features`; NaN where the scan has no score."""
+        scored = self.score(np.nan_to_num(features))
+        scored[np.isnan(features[:, 0])] = np.nan
+        return scored
 
 
 def smoothed_logit(scores: np.ndarray, smooth: int) -> np.ndarray:
@@ -186,7 +193,7 @@ def promoter_context(
     smooth: int = 21,
     max_fit_windows: int = 2_000_000,
     seed: int = 0,
-    bedgraph_bin: int = 10,
+    bedgraph_bin: int = SCAN_DEFAULTS["bedgraph_bin"],
 ) -> pd.DataFrame:
     """Fit the context model on the windows outside `heldout` and write it (`outputs['model']`), the context
     scores (:func:`write_context_scores`: `outputs['scores']`, `outputs['bedgraph']`), and the held-out window
@@ -216,7 +223,8 @@ def promoter_context(
         x, y = x[keep], y[keep]
     beta = fit_logistic(x, y)
     model = ContextModel(tuple(float(value) for value in beta[:-1]), float(beta[-1]), smooth)
-    candidates = context_calls(rows, model, window, scan_settings, CALL_FLOOR)
+    scored = [(contig, strand, starts, model.probability(features)) for contig, strand, starts, features in rows]
+    candidates = context_calls(scored, window, scan_settings, CALL_FLOOR)
     point_tolerance = int(scan_settings["point_tolerance"])
     outside = [call for call in candidates if not heldout.contains(call.contig, call.start)]
     fit_truth = [point for point in points if not heldout.contains(point[0], point[1])]
@@ -224,7 +232,7 @@ def promoter_context(
     model = dataclasses.replace(model, threshold=threshold)
     log.info("context model on %d windows (%d TSS windows): %s; call threshold %.4f (point F1 %.3f outside the "
              "held-out stretch)", len(y), int(y.sum()), model, threshold, fit_f1)  # fmt: skip
-    write_context_scores(rows, model, window, step, outputs, bedgraph_bin)
+    write_context_scores(scored, model, window, step, outputs, bedgraph_bin)
     calls = [call for call in candidates if call.score >= threshold]
     write_context_calls(calls, model, outputs)
     model.save(
@@ -266,24 +274,23 @@ def _window_and_step(scores_npz: PathLike) -> tuple[int, int]:
 
 
 def write_context_scores(
-    rows: Sequence[tuple[str, str, np.ndarray, np.ndarray]],
+    scored: Sequence[tuple[str, str, np.ndarray, np.ndarray]],
     model: ContextModel,
     window: int,
     step: int,
     outputs: Mapping[str, PathLike],
     bedgraph_bin: int,
 ) -> None:
-    """The context probability of every window: `outputs['scores']` in the scan's .npz layout (NaN where the scan
-    has none) and `outputs['bedgraph']`, the best of both strands per `bedgraph_bin` bp, bgzipped and indexed."""
+    """The context probability of every window ((contig, strand, starts, probability) rows): `outputs['scores']`
+    in the scan's .npz layout (NaN where the scan has none) and `outputs['bedgraph']`, the best of both strands per
+    `bedgraph_bin` bp, bgzipped and indexed."""
     arrays: dict[str, np.ndarray] = {"window": np.array(window), "step": np.array(step)}
     contigs: list[str] = []
-    for contig, strand, starts, features in rows:
+    for contig, strand, starts, probability in scored:
         if contig not in contigs:
             contigs.append(contig)
             arrays[f"starts_{len(contigs) - 1}"] = starts
-        scored = model.score(np.nan_to_num(features))
-        scored[np.isnan(features[:, 0])] = np.nan
-        arrays[f"{'plus' if strand == '+' else 'minus'}_{contigs.index(contig)}"] = scored.astype(np.float32)
+        arrays[f"{'plus' if strand == '+' else 'minus'}_{contigs.index(contig)}"] = probability.astype(np.float32)
     arrays["contigs"] = np.array(contigs)
     tracks = []
     for index, contig in enumerate(contigs):
@@ -304,8 +311,7 @@ def write_context_scores(
 
 
 def context_calls(
-    rows: Sequence[tuple[str, str, np.ndarray, np.ndarray]],
-    model: ContextModel,
+    scored: Sequence[tuple[str, str, np.ndarray, np.ndarray]],
     window: int,
     scan_settings: Mapping[str, object],
     floor: float,
@@ -314,10 +320,8 @@ def context_calls(
     scan calls them (`peak_distance`, `tss_offset`). A higher threshold keeps a subset of them: a peak is only
     ever suppressed by a better one."""
     calls: list[Call] = []
-    for contig, strand, starts, features in rows:
-        scored = model.score(np.nan_to_num(features))
-        scored[np.isnan(features[:, 0])] = np.nan
-        peaks = call_peaks(contig, starts, scored, strand, window, floor, int(scan_settings["peak_distance"]))
+    for contig, strand, starts, probability in scored:
+        peaks = call_peaks(contig, starts, probability, strand, window, floor, int(scan_settings["peak_distance"]))
         calls += peak_points(peaks, window, int(scan_settings["tss_offset"]), kind=CALL_TYPES["promoter"])
     return sorted(calls, key=lambda call: (call.contig, call.start, call.strand))
 
@@ -373,7 +377,7 @@ def apply_context(
     cds: pd.DataFrame,
     task: Mapping[str, object],
     outputs: Mapping[str, PathLike],
-    bedgraph_bin: int = 10,
+    bedgraph_bin: int = SCAN_DEFAULTS["bedgraph_bin"],
 ) -> None:
     """Rescore and call another annotated genome's promoter scan with a fitted context model (no known TSSs
     needed): scores as in :func:`write_context_scores`, calls at the model's threshold as in
@@ -381,8 +385,9 @@ def apply_context(
     model = ContextModel.load(model_json)
     window, step = _window_and_step(scores_npz)
     rows = _contig_windows(scores_npz, cds, int(task["scan"]["tss_offset"]), model.smooth)
-    write_context_scores(rows, model, window, step, outputs, bedgraph_bin)
-    write_context_calls(context_calls(rows, model, window, task["scan"], model.threshold), model, outputs)
+    scored = [(contig, strand, starts, model.probability(features)) for contig, strand, starts, features in rows]
+    write_context_scores(scored, model, window, step, outputs, bedgraph_bin)
+    write_context_calls(context_calls(scored, window, task["scan"], model.threshold), model, outputs)
 
 
 def cds_of(genbank: Sequence[PathLike], fasta: Sequence[PathLike], gff: PathLike | None) -> pd.DataFrame:
