@@ -10,17 +10,16 @@ import pysam
 import pytest
 
 from genolm.annotations import read_gff3
+from genolm.context_features import FEATURES
 from genolm.errors import ConfigError, InputFormatError
-from genolm.genome_scan import HeldOut, average_precision, truth_points, tss_positions
+from genolm.genome_scan import HeldOut, average_precision, truth_points
 from genolm.promoter_context import (
-    FAR,
     ContextModel,
     apply_context,
     best_f1_threshold,
-    cds_context,
     fit_logistic,
+    matrix_blocks,
     promoter_context,
-    smoothed_logit,
 )
 from genolm.scan import Call
 
@@ -29,44 +28,21 @@ def _cds(rows):
     return pd.DataFrame(rows, columns=["contig", "start", "end", "strand"])
 
 
-def test_distance_to_the_next_cds_start_downstream_on_each_strand():
-    cds = _cds([("c", 100, 400, "+"), ("c", 600, 900, "-")])  # minus gene starts at its last base, 899
-    positions = np.array([50, 100, 250, 450, 899, 950])
-    distance, inside = cds_context(cds, positions, "+")
-    assert distance.tolist() == [50, 0, FAR, FAR, FAR, FAR]
-    assert inside.tolist() == [False, True, True, False, False, False]
-    distance, inside = cds_context(cds, positions, "-")
-    assert distance.tolist() == [FAR, FAR, FAR, FAR, 0, 51]
-    assert inside.tolist() == [False, False, False, False, True, False]
-    empty, none_inside = cds_context(cds.iloc[:0], positions, "+")
-    assert (empty == FAR).all() and not none_inside.any()
-
-
-def test_tss_positions_follow_the_strand():
-    starts = np.array([0, 10])
-    assert tss_positions(starts, "+", 81, 60).tolist() == [60, 70]
-    assert tss_positions(starts, "-", 81, 60).tolist() == [20, 30]
-
-
-def test_smoothing_averages_logits_and_skips_unscored_windows():
-    scores = np.array([0.5, 0.5, np.nan, 1 / (1 + np.exp(-2.0)), 0.5])
-    smoothed = smoothed_logit(scores, 3)
-    assert np.isnan(smoothed[2])
-    assert smoothed[3] == pytest.approx(1.0)  # (2 + 0) / 2: the NaN neighbour does not count
-    assert smoothed[0] == pytest.approx(0.0)
-    with pytest.raises(ConfigError, match="odd"):
-        smoothed_logit(scores, 4)
-
-
 def test_logistic_fit_reaches_the_optimum():
     rng = np.random.default_rng(0)
     x = rng.normal(size=(5000, 3))
     y = rng.random(5000) < 1 / (1 + np.exp(-(x @ np.array([1.5, -2.0, 0.0]) + 0.5)))
-    beta = fit_logistic(x, y, l2=0.0)
+    beta = fit_logistic(matrix_blocks(x, y.astype(np.float64)), 3, l2=0.0)
     design = np.column_stack([x, np.ones(len(x))])
     p = 1 / (1 + np.exp(-(design @ beta)))
     assert np.abs(design.T @ (p - y)).max() < 1e-6  # the log-likelihood gradient vanishes
     assert beta[:3] == pytest.approx([1.5, -2.0, 0.0], abs=0.15)
+    # summed over chunks of rows, the fit is the same one (up to float rounding)
+    chunked = fit_logistic(matrix_blocks(x.astype(np.float32), y.astype(np.float64), chunk=777), 3, l2=0.0)
+    assert chunked == pytest.approx(fit_logistic(matrix_blocks(x.astype(np.float32), y.astype(np.float64)), 3, 0.0))
+    # an L2 penalty pulls the weights, never the bias, towards zero
+    shrunk = fit_logistic(matrix_blocks(x, y.astype(np.float64)), 3, l2=1.0)
+    assert np.abs(shrunk[:3]).max() < 0.1 * np.abs(beta[:3]).max()
 
 
 TASK = {"kind": "promoter", "scan": {"tss_offset": 60, "window_tolerance": 20, "point_tolerance": 20,
@@ -144,7 +120,11 @@ def test_gene_context_lifts_held_out_auprc_and_every_output_is_written(tmp_path)
     assert metrics["window_auprc_context"] > 2 * metrics["window_auprc_sequence"]
     # 59,920 window starts; a window counts when its TSS position (plus: start + 60, minus: start + 20) is held out
     assert metrics["windows"] == (59_920 - 39_940) + (59_920 - 39_980)
-    assert metrics["weight_log_start_distance_300"] < 0  # far from a gene start is less likely a TSS
+    # the toy's gene starts lie 30-80 bp downstream of its TSSs: those bands outweigh a window far from any gene
+    weights = dict(zip(FEATURES, ContextModel.load(outputs["model"]).weights, strict=True))
+    assert min(weights[f"start_distance_{band}"] for band in ("40_50", "50_60", "60_80")) > max(
+        weights["start_distance_1000_1500"], weights["start_distance_3000_up"]
+    )
     model = ContextModel.load(outputs["model"])
     # TSS calls at the threshold chosen outside the held-out stretch, judged inside it
     assert model.threshold == metrics["call_threshold"] and 0.0 < model.threshold < 1.0

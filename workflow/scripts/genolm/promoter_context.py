@@ -2,19 +2,15 @@
 
 A sequence classifier gives a high score to every promoter-like stretch, and most of a bacterial genome is coding
 sequence full of them; sigma70 TSSs mostly lie within a few hundred bp upstream of a gene start on their own strand.
-The context model is a logistic regression over four features of each scanned window:
-
-- the window's logit, averaged over the `smooth` windows around it (a TSS counts within 20 bp of a window's TSS
-  position, so neighbouring windows should agree; one spiking window is noise);
-- log1p(d / 50) and log1p(d / 300), d the distance from the window's TSS position to the next annotated CDS start
-  downstream on its strand (two scales: the core promoter sits within 50 bp, operon leaders within a few hundred);
-- whether that position lies inside a CDS on its strand.
+The context model is a logistic regression over the gene-context features of each scanned window
+(genolm.context_features: the smoothed sequence logit at three scales, its shape around the window, distance bands
+to the next gene start, CDS overlap on either strand, divergent gene starts).
 
 It is fitted on the windows of the stretches the classifier trained on (a task split by region) and judged on the
 held-out stretch, so the held-out figure measures both models on sequence neither saw. Its TSS point calls (peaks of
 the context probability, as a sequence scan calls them) use the threshold that maximises point F1 outside the
-held-out stretch. Five numbers and that threshold, kept as JSON; :func:`apply_context` rescores and calls any other
-annotated genome's scan with them.
+held-out stretch. One weight per feature, a bias and that threshold, kept as JSON; :func:`apply_context` rescores
+and calls any other annotated genome's scan with them.
 """
 
 from __future__ import annotations
@@ -22,7 +18,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -32,6 +28,7 @@ import pandas as pd
 from genolm.amr import read_genbank_annotation, read_gff3_annotation
 from genolm.annotations import TRUTH_TYPES, read_gff3
 from genolm.atomic import write_text_atomic
+from genolm.context_features import FEATURES, WindowContext, window_context
 from genolm.errors import ConfigError, InputFormatError
 from genolm.evaluate import write_tsv
 from genolm.formats import write_bed, write_bedgraph_tracks, write_gff3
@@ -51,11 +48,11 @@ from genolm.scan import Call, call_peaks, evaluate_points, peak_points
 
 log = logging.getLogger(__name__)
 
-FEATURES = ("smoothed_logit", "log_start_distance_50", "log_start_distance_300", "inside_cds")
-FAR = 100_000  # bp: the distance given to a window with no CDS start downstream on its strand
 # Peaks below this context probability are never called: it bounds the candidates of the threshold search.
 CALL_FLOOR = 0.02
-_EPSILON = 1e-6
+_CHUNK = 262_144  # windows whose feature rows are expanded at once (about 80 MB)
+# (feature rows, labels) chunks of a fit, produced afresh for each Newton iteration
+Blocks = Callable[[], Iterator[tuple[np.ndarray, np.ndarray]]]
 
 
 @dataclass(frozen=True)
@@ -78,99 +75,58 @@ class ContextModel:
             raise InputFormatError(f"{path}: context model without a call threshold (written by an older genolm)")
         return cls(tuple(record["weights"]), float(record["bias"]), int(record["smooth"]), float(record["threshold"]))
 
-    def score(self, features: np.ndarray) -> np.ndarray:
-        return 1.0 / (1.0 + np.exp(-(features @ np.asarray(self.weights) + self.bias)))
-
-    def probability(self, features: np.ndarray) -> np.ndarray:
-        """The context probability of each window of `window_features`; NaN where the scan has no score."""
-        scored = self.score(np.nan_to_num(features))
-        scored[np.isnan(features[:, 0])] = np.nan
-        return scored
-
-
-def smoothed_logit(scores: np.ndarray, smooth: int) -> np.ndarray:
-    """Mean logit of the `smooth` windows centred on each window; unscored (NaN) windows are left out of the mean
-    and stay NaN themselves."""
-    if smooth < 1 or smooth % 2 == 0:
-        raise ConfigError(f"context smoothing must be an odd number of windows >= 1, got {smooth}")
-    scored = ~np.isnan(scores)
-    p = np.clip(np.where(scored, scores, 0.5), _EPSILON, 1 - _EPSILON)
-    logit = np.where(scored, np.log(p / (1 - p)), 0.0)
-    kernel = np.ones(smooth)
-    total = np.convolve(logit, kernel, mode="same")
-    count = np.convolve(scored.astype(np.float64), kernel, mode="same")
-    return np.where(scored, total / np.maximum(count, 1), np.nan)
+    def probability(self, context: WindowContext) -> np.ndarray:
+        """The context probability of each window; NaN where the scan has no score."""
+        weights = np.asarray(self.weights)
+        # a row-wise sum, not a BLAS product: each window's score is then the same bits whatever the chunking
+        logit = np.concatenate(
+            [(context.design(slice(low, low + _CHUNK)) * weights).sum(axis=1) for low in range(0, len(context), _CHUNK)]
+            or [np.empty(0)]
+        )
+        probability = 1.0 / (1.0 + np.exp(-(logit + self.bias)))
+        probability[~context.scored] = np.nan
+        return probability
 
 
-def cds_context(cds: pd.DataFrame, positions: np.ndarray, strand: str) -> tuple[np.ndarray, np.ndarray]:
-    """(distance to the next CDS start downstream on `strand`, inside a CDS on `strand`) per position; `cds` is one
-    contig's CDS table (0-based half-open start/end, strand)."""
-    positions = np.asarray(positions, dtype=np.int64)
-    own = cds[cds["strand"] == strand]
-    if own.empty:
-        return np.full(positions.shape, float(FAR)), np.zeros(positions.shape, dtype=bool)
-    if strand == "+":
-        gene_starts = np.sort(own["start"].to_numpy(dtype=np.int64))
-        index = np.searchsorted(gene_starts, positions, side="left")
-        found = index < gene_starts.size
-        distance = np.where(found, gene_starts[np.minimum(index, gene_starts.size - 1)] - positions, FAR)
-    else:  # a minus-strand gene starts at its last base, and downstream is leftwards
-        gene_starts = np.sort(own["end"].to_numpy(dtype=np.int64) - 1)
-        index = np.searchsorted(gene_starts, positions, side="right") - 1
-        found = index >= 0
-        distance = np.where(found, positions - gene_starts[np.maximum(index, 0)], FAR)
-    order = np.argsort(positions, kind="stable")
-    sorted_positions = positions[order]
-    edges = np.zeros(positions.size + 1, dtype=np.int64)  # +1 where a CDS begins, -1 where it ends
-    np.add.at(edges, np.searchsorted(sorted_positions, own["start"].to_numpy(), side="left"), 1)
-    np.add.at(edges, np.searchsorted(sorted_positions, own["end"].to_numpy(), side="left"), -1)
-    inside = np.zeros(positions.shape, dtype=bool)
-    inside[order] = np.cumsum(edges)[:-1] > 0
-    return np.minimum(distance, FAR).astype(np.float64), inside
-
-
-def window_features(
-    scores: np.ndarray, starts: np.ndarray, strand: str, window: int, offset: int, cds: pd.DataFrame, smooth: int
-) -> np.ndarray:
-    """`[n, 4]` :data:`FEATURES` of one contig strand's windows (NaN rows where the window was not scored)."""
-    distance, inside = cds_context(cds, tss_positions(starts, strand, window, offset), strand)
-    return np.column_stack(
-        [smoothed_logit(scores, smooth), np.log1p(distance / 50), np.log1p(distance / 300), inside.astype(np.float64)]
-    )
-
-
-def fit_logistic(features: np.ndarray, labels: np.ndarray, l2: float = 1e-4, iterations: int = 50) -> np.ndarray:
-    """Weights then bias of an L2-regularised logistic regression, by Newton's method (four features: exact and
-    deterministic, no solver dependency)."""
-    x = np.column_stack([features, np.ones(len(features))])
-    y = labels.astype(np.float64)
-    beta = np.zeros(x.shape[1])
-    penalty = l2 * len(y) * np.diag(np.r_[np.ones(features.shape[1]), 0.0])
+def fit_logistic(blocks: Blocks, n_features: int, l2: float = 1e-6, iterations: int = 50) -> np.ndarray:
+    """Weights then bias of an L2-regularised logistic regression, by Newton's method (a few dozen features:
+    exact and deterministic, no solver dependency). `blocks()` yields (feature rows, labels) chunks, so the rows
+    are expanded a chunk at a time and never held all at once. The default penalty is weak: a distance band that
+    holds 1% of the windows still needs its own weight."""
+    beta = np.zeros(n_features + 1)
     for _ in range(iterations):
-        p = 1.0 / (1.0 + np.exp(-(x @ beta)))
-        gradient = x.T @ (p - y) + penalty @ beta
-        hessian = (x * (p * (1 - p))[:, None]).T @ x + penalty
-        step = np.linalg.solve(hessian, gradient)
+        gradient, hessian, n_rows = np.zeros_like(beta), np.zeros((beta.size, beta.size)), 0
+        for features, labels in blocks():
+            x = np.empty((len(labels), beta.size))
+            x[:, :-1], x[:, -1] = features, 1.0
+            p = 1.0 / (1.0 + np.exp(-(x @ beta)))
+            gradient += x.T @ (p - labels)
+            hessian += (x * (p * (1 - p))[:, None]).T @ x
+            n_rows += len(labels)
+        penalty = l2 * n_rows * np.diag(np.r_[np.ones(n_features), 0.0])
+        step = np.linalg.solve(hessian + penalty, gradient + penalty @ beta)
         beta -= step
         if np.abs(step).max() < 1e-8:
             break
     return beta
 
 
+def matrix_blocks(features: np.ndarray, labels: np.ndarray, chunk: int = _CHUNK) -> Blocks:
+    """:func:`fit_logistic`'s blocks of a feature matrix held in memory."""
+    return lambda: ((features[low : low + chunk], labels[low : low + chunk]) for low in range(0, len(labels), chunk))
+
+
 def _contig_windows(
-    scores_npz: PathLike,
-    cds: pd.DataFrame,
-    offset: int,
-    smooth: int,
-) -> list[tuple[str, str, np.ndarray, np.ndarray]]:
-    """(contig, strand, starts, features) of every contig strand of a scan's scores."""
+    scores_npz: PathLike, cds: pd.DataFrame, offset: int, smooth: int
+) -> list[tuple[str, str, np.ndarray, WindowContext]]:
+    """(contig, strand, starts, context) of every contig strand of a scan's scores."""
     result = []
     with np.load(scores_npz, allow_pickle=False) as data:
         window = int(data["window"])
         for index, contig in enumerate(data["contigs"].tolist()):
             starts = data[f"starts_{index}"]
             for strand, key in (("+", "plus"), ("-", "minus")):
-                features = window_features(
+                context = window_context(
                     data[f"{key}_{index}"].astype(np.float64),
                     starts,
                     strand,
@@ -179,8 +135,36 @@ def _contig_windows(
                     cds[cds["contig"] == contig],
                     smooth,
                 )
-                result.append((contig, strand, starts, features))
+                result.append((contig, strand, starts, context))
     return result
+
+
+def _fit_blocks(
+    rows: Sequence[tuple[str, str, np.ndarray, WindowContext]],
+    labels: Sequence[np.ndarray],
+    uses: Sequence[np.ndarray],
+    max_windows: int,
+    seed: int,
+) -> tuple[Blocks, np.ndarray]:
+    """:func:`fit_logistic`'s blocks of the fit windows (`uses` per contig strand), and their labels; a seeded
+    sample of `max_windows` of them when there are more, which bounds the fit's time on large genomes."""
+    chosen = [np.flatnonzero(use) for use in uses]
+    total = sum(len(index) for index in chosen)
+    if total > max_windows:
+        keep = np.sort(np.random.default_rng(seed).choice(total, max_windows, replace=False))
+        bounds = np.cumsum([0] + [len(index) for index in chosen])
+        chosen = [
+            index[keep[(keep >= low) & (keep < high)] - low]
+            for index, low, high in zip(chosen, bounds[:-1], bounds[1:], strict=True)
+        ]
+
+    def blocks() -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        for (_, _, _, context), label, index in zip(rows, labels, chosen, strict=True):
+            for low in range(0, len(index), _CHUNK):
+                part = index[low : low + _CHUNK]
+                yield context.design(part), label[part].astype(np.float64)
+
+    return blocks, np.concatenate([label[index] for label, index in zip(labels, chosen, strict=True)])
 
 
 def promoter_context(
@@ -208,22 +192,19 @@ def promoter_context(
     points = truth_points(read_gff3(truth_gff, types={TRUTH_TYPES["promoter"]}))
     window, step = _window_and_step(scores_npz)
     rows = _contig_windows(scores_npz, cds, offset, smooth)
-    fit_x, fit_y = [], []
-    for contig, strand, starts, features in rows:
+    labels, uses = [], []
+    for contig, strand, starts, context in rows:
         positions = tss_positions(starts, strand, window, offset)
         tss = [position for name, position, sense in points if name == contig and sense == strand]
-        use = ~heldout.keep(contig, positions) & ~np.isnan(features[:, 0])
-        fit_x.append(features[use])
-        fit_y.append(window_labels(starts, np.asarray(tss, dtype=np.int64), strand, window, offset, tolerance)[use])
-    x, y = np.concatenate(fit_x), np.concatenate(fit_y)
-    if not y.any() or y.all():
+        uses.append(~heldout.keep(contig, positions) & context.scored)
+        labels.append(window_labels(starts, np.asarray(tss, dtype=np.int64), strand, window, offset, tolerance))
+    fit_tss = sum(int((label & use).sum()) for label, use in zip(labels, uses, strict=True))
+    if fit_tss in (0, sum(int(use.sum()) for use in uses)):
         raise InputFormatError(f"{truth_gff}: the windows outside the held-out stretch need TSS and non-TSS windows")
-    if len(y) > max_fit_windows:  # a seeded sample keeps the fit's memory and time bounded on large genomes
-        keep = np.sort(np.random.default_rng(seed).choice(len(y), max_fit_windows, replace=False))
-        x, y = x[keep], y[keep]
-    beta = fit_logistic(x, y)
+    blocks, y = _fit_blocks(rows, labels, uses, max_fit_windows, seed)
+    beta = fit_logistic(blocks, len(FEATURES))
     model = ContextModel(tuple(float(value) for value in beta[:-1]), float(beta[-1]), smooth)
-    scored = [(contig, strand, starts, model.probability(features)) for contig, strand, starts, features in rows]
+    scored = [(contig, strand, starts, model.probability(context)) for contig, strand, starts, context in rows]
     candidates = context_calls(scored, window, scan_settings, CALL_FLOOR)
     point_tolerance = int(scan_settings["point_tolerance"])
     outside = [call for call in candidates if not heldout.contains(call.contig, call.start)]
@@ -254,8 +235,6 @@ def promoter_context(
         "window_positive_fraction": context["window_positive_fraction"],
         "windows": context["windows"],
         "fit_windows": len(y),
-        **{f"weight_{name}": weight for name, weight in zip(FEATURES, model.weights, strict=True)},
-        "bias": model.bias,
         "call_threshold": threshold,
         "fit_point_f1": fit_f1,
         **{f"point_{key}": value for key, value in held_points.items() if key != "tolerance"},
@@ -385,7 +364,7 @@ def apply_context(
     model = ContextModel.load(model_json)
     window, step = _window_and_step(scores_npz)
     rows = _contig_windows(scores_npz, cds, int(task["scan"]["tss_offset"]), model.smooth)
-    scored = [(contig, strand, starts, model.probability(features)) for contig, strand, starts, features in rows]
+    scored = [(contig, strand, starts, model.probability(context)) for contig, strand, starts, context in rows]
     write_context_scores(scored, model, window, step, outputs, bedgraph_bin)
     write_context_calls(context_calls(scored, window, task["scan"], model.threshold), model, outputs)
 

@@ -662,9 +662,9 @@ def build_report(
             scan_parts.append("<p>Against the known elements:</p>" + table_html(_read_tsv(scan["evaluation"])))
         if scan.get("context"):
             scan_parts.append(
-                "<p>In gene context (rule promoter_context: the window score with the distance to the next CDS start "
-                "on its strand, fitted outside the held-out stretch, judged on it):</p>"
-                + table_html(_read_tsv(scan["context"]))
+                "<p>In gene context (rule promoter_context: the window score, its shape around the window, the "
+                "distance to the next CDS start on its strand and CDS overlap, fitted outside the held-out stretch, "
+                "judged on it; its weights are in context/model.json):</p>" + table_html(_read_tsv(scan["context"]))
             )
         truth = None
         if scan.get("truth"):
