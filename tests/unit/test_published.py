@@ -218,6 +218,18 @@ def test_comparison_joins_best_published_to_best_of_ours(published):
     assert pd.isna(strict["outside_ci"])
 
 
+def test_a_seed_ensemble_row_counts_the_seeds_it_averages(published):
+    ensemble = pd.DataFrame(
+        [("ecoli", "cnn_ensemble", 0, "mcc", 0.86, 0.80, 0.90)],
+        columns=["task", "model", "seed", "metric", "value", "ci_low", "ci_high"],
+    )
+    table = compare_with_published(pd.concat([metric_table(), ensemble]), published, TASKS)
+    mcc = table[(table["task"] == "ecoli") & (table["metric"] == "mcc")].iloc[0]
+    assert (mcc["model"], mcc["seeds"], mcc["ci_low"]) == ("cnn_ensemble", 2, 0.80)  # the cnn's two seeds
+    line = next(line for line in comparison_markdown(table).splitlines() if "| cnn_ensemble |" in line)
+    assert "| [0.800, 0.900] | 2 averaged | 0.871 |" in line
+
+
 def test_published_value_on_the_interval_bound_is_inside(published):
     ours = metric_table()
     ours.loc[(ours["model"] == "ulmfit") & (ours["metric"] == "recall"), "ci_high"] = 0.90
@@ -234,7 +246,9 @@ def test_task_without_source_is_a_config_error(published):
 def test_markdown_has_header_and_joined_rows(published):
     text = comparison_markdown(compare_with_published(metric_table(), published, TASKS))
     lines = text.splitlines()
-    assert lines[0].startswith("| task (split) | benchmark | metric | ours | model | 95% CI (first seed) |")
+    assert lines[0].startswith(
+        "| task (split) | benchmark | metric | ours | model | 95% CI (first seed; ensemble's own) | seeds x folds |"
+    )
     assert set(lines[1]) == {"|", "-"}
     assert len(lines) == 2 + 3
     mcc_line = next(line for line in lines if line.startswith("| ecoli (random split) | cnnprom_ecoli | mcc |"))

@@ -22,7 +22,7 @@ import yaml
 from genolm.atomic import atomic_writer, write_text_atomic
 from genolm.cv import origin_task, pool_folds, protocol
 from genolm.errors import ConfigError, InputFormatError
-from genolm.evaluate import METRIC_COLUMNS, REPORTED_METRICS, read_metric_tables
+from genolm.evaluate import ENSEMBLE_SUFFIX, METRIC_COLUMNS, REPORTED_METRICS, read_metric_tables
 
 log = logging.getLogger(__name__)
 
@@ -188,7 +188,8 @@ def compare_with_published(
     name starts with ``baseline`` never count as ours. Per task and metric:
 
     - the best published value (highest; all reported metrics are higher-is-better; ties keep the first row),
-    - our best model by mean over seeds (ties broken by model name), its mean, and the number of seeds,
+    - our best model by mean over seeds (ties broken by model name), its mean, and the number of seeds (for a
+      seed ensemble, one table, the seeds of the model it averages),
     - the 95% bootstrap interval of that model's first (lowest) seed; for a cross-validated task (fold tasks
       pooled by `genolm.cv.pool_folds`) the mean over folds and its +/- 1.96 SE interval,
     - ``difference`` = ours - published, and ``outside_ci``: the published value lies outside that interval
@@ -246,12 +247,21 @@ def compare_with_published(
                     "ci_high": high,
                     "difference": value - reference,
                     "outside_ci": outside,
-                    "seeds": int(runs["seed"].nunique()),
+                    "seeds": _seeds_behind(scores, model, runs),
                     "folds": int(runs["folds"].iloc[0]),
                 }
             )
     table = pd.DataFrame(rows, columns=list(COMPARISON_COLUMNS))
     return table.astype({"outside_ci": "boolean", "seeds": "int64", "folds": "int64"})
+
+
+def _seeds_behind(scores: pd.DataFrame, model: str, runs: pd.DataFrame) -> int:
+    """How many trained seeds a row of ours stands for: a seed ensemble's are those of the model it averages."""
+    if model.endswith(ENSEMBLE_SUFFIX):
+        averaged = scores[scores["model"] == model.removesuffix(ENSEMBLE_SUFFIX)]
+        if not averaged.empty:
+            return int(averaged["seed"].nunique())
+    return int(runs["seed"].nunique())
 
 
 def _cell(value: Any) -> str:
@@ -262,6 +272,11 @@ def _fmt(value: float) -> str:
     return "n/a" if pd.isna(value) else f"{value:.3f}"
 
 
+def _seeds_cell(row: Any) -> str:
+    seeds = f"{row.seeds} averaged" if str(row.model).endswith(ENSEMBLE_SUFFIX) else str(row.seeds)
+    return f"{seeds} x {row.folds}" if row.folds > 1 else seeds
+
+
 def comparison_markdown(table: pd.DataFrame) -> str:
     """The comparison as a Markdown table (numbers to 3 decimals) for docs/benchmarks.md."""
     header = (
@@ -270,7 +285,7 @@ def comparison_markdown(table: pd.DataFrame) -> str:
         "metric",
         "ours",
         "model",
-        "95% CI (first seed)",
+        "95% CI (first seed; ensemble's own)",
         "seeds x folds",
         "published",
         "method",
@@ -293,7 +308,7 @@ def comparison_markdown(table: pd.DataFrame) -> str:
             _fmt(row.value),
             row.model,
             f"[{_fmt(row.ci_low)}, {_fmt(row.ci_high)}]",
-            f"{row.seeds} x {row.folds}" if row.folds > 1 else row.seeds,
+            _seeds_cell(row),
             published,
             row.published_method,
             row.published_protocol,
