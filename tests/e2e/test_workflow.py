@@ -64,6 +64,37 @@ def test_cross_references_in_the_config_are_checked_before_any_job(tmp_path, cha
     assert not (tmp_path / "results").exists()
 
 
+def test_seed_ensemble_scans_read_every_seed_and_the_ensemble_threshold(tmp_path):
+    """scan.seed_ensemble (a dry run, no job): the scattered parts of the two-seed k-mer MLP's scans score with
+    both seeds and the gather takes the seed ensemble's threshold; the one-seed CNN scans as before."""
+    import re
+
+    import yaml
+
+    config = yaml.safe_load(TINY.read_text())
+    config["scan"].update(seed_ensemble=True, models=["cnn", "kmermlp"])
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    result = snakemake("--configfile", str(path), "--directory", str(tmp_path), "--dry-run", "--cores", "1")
+    assert result.returncode == 0, result.stdout + result.stderr
+    inputs: dict[str, list[set[str]]] = {}
+    for rule, files in re.findall(r"rule (\w+):\n\s+input: ([^\n]+)", result.stdout):
+        inputs.setdefault(rule, []).append(set(files.split(", ")))
+
+    def scans(rule: str, task: str, model: str) -> list[set[str]]:
+        prefix = f"results/train/{task}/{model}/"
+        return [files for files in inputs[rule] if any(name.startswith(prefix) for name in files)]
+
+    seeds = {f"results/train/promoter/kmermlp/seed{seed}/model.safetensors" for seed in (1, 2)}
+    parts = scans("score_genome_part", "promoter", "kmermlp")
+    assert len(parts) == 2 and all(seeds <= files for files in parts)  # scan.parts: 2, each scored by both seeds
+    (gather,) = scans("scan_genome", "promoter", "kmermlp")
+    assert seeds | {"results/evaluate/promoter/kmermlp/ensemble/metrics.tsv"} <= gather
+    assert "results/evaluate/promoter/kmermlp/seed1/metrics.tsv" not in gather
+    (single,) = scans("scan_genome", "promoter", "cnn")
+    assert "results/evaluate/promoter/cnn/seed1/metrics.tsv" in single
+
+
 def test_a_bad_config_stops_before_any_job(tmp_path):
     result = snakemake(
         "--configfile",

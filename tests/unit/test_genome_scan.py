@@ -9,6 +9,7 @@ import pandas as pd
 import pysam
 import pytest
 import torch
+from test_checkpoint import trained_like  # the checkpoint tests' perturbation (tests/unit is on sys.path)
 
 from genolm import genome_scan, scan_blocks
 from genolm.annotations import read_gff3
@@ -341,6 +342,168 @@ def test_genome_without_calls_gives_empty_indexed_outputs(genome_files, cnn_chec
 
 
 IS_SCAN = {"kind": "is", "strand_specific": False, "scan": {"step": 20, "merge_gap": 50, "min_windows": 1}}
+
+
+# -----------------------------------------------------------------------------
+# Seed ensembles (scan.seed_ensemble)
+
+ENSEMBLE_PARAMS = {
+    "cnn": {"embed_dim": 8, "channels": [16, 16], "kernel_sizes": [7, 5], "dilations": [1, 2], "dropout": 0.0},
+    "kmer_mlp": {"hidden": [16, 8]},
+}
+ENSEMBLE_TASK = {"source": "demo", "kind": "promoter", "strand_specific": True, "split": {"method": "random"}}
+
+
+def seed_checkpoint(folder: Path, arch: str, seed: int, *, k: int = 1, window: int = 81, task=None) -> Path:
+    """A tiny classifier of one training seed, saved with what the pipeline records (window, vocabulary, task,
+    seed). The CNN on 1-mers scans in one pass; the k-mer MLP window by window."""
+    from genolm.checkpoint import save_checkpoint
+
+    torch.manual_seed(seed)
+    tokenizer = KmerTokenizer(k=k)
+    tokens = window - k + 1
+    model = trained_like(build_classifier(arch, ENSEMBLE_PARAMS[arch], tokenizer.vocab_size, tokens))
+    path = folder / f"seed{seed}" / "model.safetensors"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    meta = {
+        "arch": arch,
+        "params": ENSEMBLE_PARAMS[arch],
+        "vocab": tokenizer.to_dict(),
+        "window_bp": window,
+        "task": task or ENSEMBLE_TASK,
+        "train": {"seed": seed},
+    }
+    save_checkpoint(model, path, meta)
+    return path
+
+
+def npz_arrays(path: Path) -> dict[str, np.ndarray]:
+    with np.load(path) as data:
+        return {key: data[key] for key in data.files}
+
+
+@pytest.mark.parametrize("arch", ["cnn", "kmer_mlp"])
+def test_seed_ensemble_scan_is_the_mean_of_its_seeds_scans(genome_files, tmp_path, monkeypatch, arch):
+    # several blocks per contig, averaged one at a time (the chunking of the scattered-scan test above)
+    monkeypatch.setattr(genome_scan, "CHUNK_TOKENS", 500)
+    monkeypatch.setattr(scan_blocks, "BLOCK_BP", 1000)
+    seeds = [seed_checkpoint(tmp_path, arch, seed) for seed in (1, 2)]
+    singles = []
+    for index, path in enumerate(seeds):
+        out = outputs_in(tmp_path / f"single{index}")
+        genome_scan.scan_genome(genome_files, path, None, PROMOTER_SCAN, out, "g", "p", arch, threshold=0.5)
+        singles.append(npz_arrays(out["scores"]))
+    single_job = outputs_in(tmp_path / "ensemble")
+    summary = genome_scan.scan_genome(
+        genome_files, seeds, None, PROMOTER_SCAN, single_job, "g", "p", arch, threshold=0.5
+    ).iloc[0]
+    ensemble = npz_arrays(single_job["scores"])
+    score_keys = [key for key in ensemble if key.startswith(("plus_", "minus_"))]
+    assert len(score_keys) == 8
+    for key in score_keys:
+        mean = (singles[0][key].astype(np.float64) + singles[1][key]) / 2
+        np.testing.assert_allclose(ensemble[key], mean, atol=1e-6, equal_nan=True)
+        np.testing.assert_array_equal(np.isnan(ensemble[key]), np.isnan(singles[0][key]))
+    assert not np.allclose(singles[0]["plus_0"], singles[1]["plus_0"], equal_nan=True)  # the seeds really differ
+    assert ensemble["seeds"].tolist() == ["1", "2"]
+    assert (summary["models_averaged"], summary["seeds"]) == (2, "1,2")
+    with gzip.open(single_job["bed"], "rt") as handle:
+        assert "#seeds: 1,2\n" in handle.readlines()
+    # scattered: parts scored by both seeds gather to the single job's outputs
+    parts = [tmp_path / f"part{i}.npz" for i in range(3)]
+    for index, path in enumerate(parts):
+        genome_scan.score_part(genome_files, seeds, path, index, len(parts), step=3, device="cpu")
+    gathered = outputs_in(tmp_path / "gathered")
+    genome_scan.scan_genome(
+        genome_files, seeds, None, PROMOTER_SCAN, gathered, "g", "p", arch, threshold=0.5, parts=parts
+    )
+    gathered_scores = npz_arrays(gathered["scores"])
+    assert sorted(gathered_scores) == sorted(ensemble)
+    for key, value in gathered_scores.items():
+        if key in score_keys:  # batched window-by-window models (k-mer MLP) may differ in the last float32 bit
+            np.testing.assert_allclose(value, ensemble[key], atol=1e-6, equal_nan=True)
+        else:
+            np.testing.assert_array_equal(value, ensemble[key])
+
+    def positions(path: Path) -> list[list[str]]:
+        return [line.split("\t")[:3] + line.split("\t")[5:6] for line in body_lines(path)]
+
+    assert positions(gathered["bed"]) == positions(single_job["bed"]) and positions(single_job["bed"])
+    with pytest.raises(InputFormatError, match="other than the 1 this scan averages"):
+        genome_scan.scan_genome(genome_files, seeds[:1], None, PROMOTER_SCAN, gathered, "g", "p", arch, parts=parts)
+
+
+def test_a_one_seed_ensemble_is_the_plain_scan(genome_files, cnn_checkpoint, threshold, tmp_path):
+    plain, one = outputs_in(tmp_path / "plain"), outputs_in(tmp_path / "one")
+    args = (None, PROMOTER_SCAN)
+    first = genome_scan.scan_genome(genome_files, cnn_checkpoint, *args, plain, "g", "p", "cnn", threshold=threshold)
+    second = genome_scan.scan_genome(genome_files, [cnn_checkpoint], *args, one, "g", "p", "cnn", threshold=threshold)
+    pd.testing.assert_frame_equal(
+        first.drop(columns=["seconds", "bp_per_s"]), second.drop(columns=["seconds", "bp_per_s"])
+    )
+    assert first.iloc[0]["models_averaged"] == 1
+    expected = npz_arrays(plain["scores"])
+    got = npz_arrays(one["scores"])
+    assert sorted(got) == sorted(expected)
+    for key, value in expected.items():
+        np.testing.assert_array_equal(got[key], value)
+    for key in ("bed", "gff", "bedgraph"):
+        assert body_lines(one[key]) == body_lines(plain[key])
+    scorer = genome_scan.block_scorer(genome_scan_model(cnn_checkpoint), KmerTokenizer(k=1), 81, 8, "cpu")
+    assert genome_scan.ensemble_block_scorer([scorer]) is scorer
+
+
+def test_seed_ensemble_scan_calls_at_the_ensemble_threshold(genome_files, tmp_path):
+    from genolm.evaluate import evaluate_ensemble, threshold_from_metrics
+
+    labels = {"valid": [1, 1, 0, 0], "test": [1, 0]}
+    tables = []
+    for seed, valid in ((1, [0.9, 0.6, 0.4, 0.1]), (2, [0.8, 0.7, 0.3, 0.2])):
+        rows = [
+            {"id": f"{split}{i}", "split": split, "label": label, "score": score}
+            for split, scores in (("valid", valid), ("test", [0.7, 0.2]))
+            for i, (label, score) in enumerate(zip(labels[split], scores, strict=True))
+        ]
+        tables.append(tmp_path / f"seed{seed}.tsv")
+        pd.DataFrame(rows).to_csv(tables[-1], sep="\t", index=False)
+    metrics = tmp_path / "ensemble_metrics.tsv"
+    evaluate_ensemble(tables, tmp_path / "ensemble_predictions.tsv", metrics, "p", "cnn", seed=1, bootstrap=0)
+    chosen = threshold_from_metrics(metrics)
+    seeds = [seed_checkpoint(tmp_path, "cnn", seed) for seed in (1, 2)]
+    out = outputs_in(tmp_path / "scan")
+    summary = genome_scan.scan_genome(
+        genome_files, seeds, metrics, PROMOTER_SCAN, out, "g", "p", "cnn", threshold=0.99
+    ).iloc[0]
+    assert summary["threshold"] == pytest.approx(chosen, abs=1e-6) and chosen != pytest.approx(0.99)
+    scores = npz_arrays(out["scores"])
+    assert float(scores["threshold"]) == pytest.approx(chosen)
+    expected = sum(
+        len(calls_for_contig(name, scores[f"starts_{i}"], scores[f"plus_{i}"], scores[f"minus_{i}"], 81, chosen,
+                             PROMOTER_SCAN))
+        for i, name in enumerate(scores["contigs"].tolist())
+    )  # fmt: skip
+    assert summary["calls"] == expected
+
+
+@pytest.mark.parametrize(
+    ("other", "what"),
+    [
+        ({"window": 61}, "window"),
+        ({"k": 2}, "vocabulary"),
+        ({"task": {**ENSEMBLE_TASK, "kind": "is", "strand_specific": False}}, "task"),
+    ],
+)
+def test_seed_ensemble_of_unlike_checkpoints_is_refused_naming_them(genome_files, tmp_path, other, what):
+    first = seed_checkpoint(tmp_path / "a", "cnn", 1)
+    second = seed_checkpoint(tmp_path / "b", "cnn", 2, **other)
+    with pytest.raises(InputFormatError, match=f"{second}.* and {first} differ in {what}"):
+        genome_scan.ensemble_members([first, second])
+    out = outputs_in(tmp_path / "scan")
+    with pytest.raises(InputFormatError, match=f"differ in {what}"):
+        genome_scan.scan_genome(genome_files, [first, second], None, PROMOTER_SCAN, out, "g", "p", "cnn")
+    with pytest.raises(InputFormatError, match=f"differ in {what}"):
+        genome_scan.score_part(genome_files, [first, second], tmp_path / "part.npz", 0, 1, step=3, device="cpu")
+    assert not out["summary"].exists()
 
 
 def test_duplicate_contig_across_files_names_file_and_record(tmp_path):

@@ -420,6 +420,27 @@ def scan_model_files(wildcards):
     }
 
 
+def scan_seed_ensemble(model):
+    """Whether genome scans by `model` average all its seeds (scan.seed_ensemble, and more than one seed)."""
+    return bool(config["scan"]["seed_ensemble"]) and len(model_seeds(model)) > 1
+
+
+def scan_checkpoints(wildcards):
+    """What a genome scan scores with: with scan.seed_ensemble every seed's checkpoint and the seed ensemble's
+    metrics (its threshold was chosen on the same mean of probabilities), else the first seed's (scan_model_files).
+    """
+    if not scan_seed_ensemble(wildcards.model):
+        return scan_model_files(wildcards)
+    prefix = f"{wildcards.task}/{wildcards.model}"
+    return {
+        "checkpoint": [
+            f"results/train/{prefix}/seed{seed}/model.safetensors"
+            for seed in model_seeds(wildcards.model)
+        ],
+        "metrics": f"results/evaluate/{prefix}/ensemble/metrics.tsv",
+    }
+
+
 def scan_parts(wildcards):
     """Scattered score files of a scan (scattergather `scan`, from scan.parts); none when it runs as one job."""
     paths = scatter.scan(

@@ -1,12 +1,13 @@
 # scan.parts > 1 scatters the scoring of each genome over that many jobs (disjoint runs of windows, see
 # genolm.scan_blocks); scan_genome then gathers their scores and calls elements, equal to a single job.
+# scan.seed_ensemble: both score every window with each seed's checkpoint and keep the mean (scan_checkpoints).
 scattergather:
     scan=config["scan"]["parts"],
 
 
 rule score_genome_part:
     input:
-        checkpoint=lambda wildcards: scan_model_files(wildcards)["checkpoint"],
+        checkpoint=lambda wildcards: scan_checkpoints(wildcards)["checkpoint"],
         fasta=genome_fasta,
     output:
         scores=temp("results/scan/{genome}/{task}/{model}/parts/{scatteritem}.npz"),
@@ -30,7 +31,7 @@ rule score_genome_part:
 
 rule scan_genome:
     input:
-        unpack(scan_model_files),
+        unpack(scan_checkpoints),
         fasta=genome_fasta,
         parts=scan_parts,
     output:

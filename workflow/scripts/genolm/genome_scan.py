@@ -9,6 +9,10 @@ per-window scores. A scan can be scattered over ``parts`` jobs (:func:`score_par
 windows; :func:`scan_genome` then gathers their scores and calls elements on the whole genome, so the outputs
 equal a single job's. Scores are kept as float32 from the moment they are computed, in one job or many.
 
+Seed ensembles (``scan.seed_ensemble``): given several checkpoints of one model on one task (its seeds), every
+window is scored by each of them, block by block, and the scan keeps the mean of their probabilities
+(:func:`ensemble_block_scorer`); memory stays one block of scores per model, never a whole genome per model.
+
 Exactness: every model is scored as if each window were cut out and scored alone. The CNN (stride-1 tokens) gets
 the logits of all windows of a block from one fully convolutional pass over overlapping chunks; every other model
 (AWD-LSTM, transformer, k-mer MLP, CNN with stride > 1) scores batches of window strings, each window tokenized
@@ -189,9 +193,98 @@ def load_scan_model(checkpoint: PathLike, device: str):
     return model, KmerTokenizer.from_dict(meta["vocab"]), int(meta["window_bp"]), torch_device
 
 
+def checkpoint_paths(checkpoint: PathLike | Sequence[PathLike]) -> list[Path]:
+    """One checkpoint or the several of a seed ensemble, as a list."""
+    if isinstance(checkpoint, str | os.PathLike):
+        return [Path(checkpoint)]
+    paths = [Path(path) for path in checkpoint]
+    if not paths:
+        raise ConfigError("a scan needs at least one checkpoint")
+    return paths
+
+
+def _task_identity(meta: Mapping[str, Any]) -> Any:
+    """What makes two checkpoints models of one task: the task settings that shape its training data and
+    labels (not its scan settings)."""
+    task = meta.get("task")
+    if isinstance(task, Mapping):
+        return {key: task.get(key) for key in ("source", "kind", "strand_specific", "params", "split")}
+    return task
+
+
+def _describe_vocabulary(vocab: Any) -> str:
+    if isinstance(vocab, Mapping):
+        return f"k={vocab.get('k')}, stride={vocab.get('stride')}, {vocab.get('vocab_size')} tokens"
+    return repr(vocab)
+
+
+def ensemble_members(checkpoints: Sequence[PathLike]) -> tuple[int, list[str]]:
+    """(window in bp, seed of each checkpoint) of the checkpoints a scan averages, from their metadata alone.
+
+    They must score the same windows in the same way: one window length, one vocabulary and one task; otherwise
+    InputFormatError names the two files that differ. A seed is the checkpoint's training seed (``train.seed``),
+    or its file name when the checkpoint does not record one.
+    """
+    from genolm.checkpoint import read_checkpoint_meta
+
+    paths = checkpoint_paths(checkpoints)
+    metas = [read_checkpoint_meta(path) for path in paths]
+    checks = (
+        ("window", lambda meta: int(meta["window_bp"]), str),
+        ("vocabulary", lambda meta: meta.get("vocab"), _describe_vocabulary),
+        ("task", _task_identity, repr),
+    )
+    for path, meta in zip(paths[1:], metas[1:], strict=True):
+        for what, value, describe in checks:
+            if value(meta) != value(metas[0]):
+                raise InputFormatError(
+                    f"seed ensemble scan: {path} and {paths[0]} differ in {what} ({describe(value(meta))} vs "
+                    f"{describe(value(metas[0]))}); only checkpoints of one model trained on one task can be averaged"
+                )
+    seeds = [str((meta.get("train") or {}).get("seed", path.name)) for path, meta in zip(paths, metas, strict=True)]
+    return int(metas[0]["window_bp"]), seeds
+
+
+def ensemble_block_scorer(scorers: Sequence[BlockScorer]) -> BlockScorer:
+    """Mean of several models' window probabilities on each block (one scorer: that scorer itself).
+
+    Probabilities are averaged, not logits: a seed ensemble's threshold is chosen by evaluate_ensemble on the mean
+    of its seeds' validation probabilities (genolm.evaluate.ensemble_predictions), so only the same mean makes that
+    threshold mean the same thing on the genome; scores.npz keeps holding probabilities, as for one model. Only one
+    block's scores per model are held at a time. Unscored (NaN) windows are the same for every member, since they
+    depend on the bases alone.
+    """
+    if not scorers:
+        raise ConfigError("a seed ensemble needs at least one model")
+    if len(scorers) == 1:
+        return scorers[0]
+
+    def score(bases: str, starts: np.ndarray, name: str) -> tuple[np.ndarray, np.ndarray]:
+        plus_sum = np.zeros(starts.size, np.float64)
+        minus_sum = np.zeros(starts.size, np.float64)
+        for scorer in scorers:
+            plus, minus = scorer(bases, starts, name)
+            plus_sum += plus
+            minus_sum += minus
+        return (plus_sum / len(scorers)).astype(np.float32), (minus_sum / len(scorers)).astype(np.float32)
+
+    return score
+
+
+def ensemble_scorer(
+    checkpoints: PathLike | Sequence[PathLike], batch_size: int, device: str, max_n_fraction: float
+) -> BlockScorer:
+    """The block scorer of one checkpoint, or the mean of several (:func:`ensemble_block_scorer`)."""
+    scorers = []
+    for path in checkpoint_paths(checkpoints):
+        model, tokenizer, window, torch_device = load_scan_model(path, device)
+        scorers.append(block_scorer(model, tokenizer, window, batch_size, torch_device, max_n_fraction))
+    return ensemble_block_scorer(scorers)
+
+
 def score_part(
     fasta: PathLike | Sequence[PathLike],
-    checkpoint: PathLike,
+    checkpoint: PathLike | Sequence[PathLike],
     output: PathLike,
     part: int,
     parts: int,
@@ -201,10 +294,12 @@ def score_part(
     max_n_fraction: float = SCAN_DEFAULTS["max_n_fraction"],
 ) -> None:
     """Scatter step: score part ``part`` (0-based) of ``parts`` and write its scores to ``output`` (.npz:
-    ``contigs``, and ``starts_i``/``plus_i``/``minus_i`` per contig, ``window``, ``step``, ``seconds``)."""
-    model, tokenizer, window, torch_device = load_scan_model(checkpoint, device)
+    ``contigs``, and ``starts_i``/``plus_i``/``minus_i`` per contig, ``window``, ``step``, ``seconds``,
+    ``checkpoint_sha256``). Several checkpoints (a seed ensemble) give the mean of their probabilities."""
+    paths = checkpoint_paths(checkpoint)
+    window, _ = ensemble_members(paths)
     started = time.perf_counter()
-    scorer = block_scorer(model, tokenizer, window, batch_size, torch_device, max_n_fraction)
+    scorer = ensemble_scorer(paths, batch_size, device, max_n_fraction)
     scores = score_genome_windows(fasta, scorer, window, step, part=part, parts=parts)
     arrays = {}
     for index, (starts, plus, minus) in enumerate(scores.values()):
@@ -218,15 +313,21 @@ def score_part(
         part=np.int64(part),
         parts=np.int64(parts),
         seconds=np.float64(time.perf_counter() - started),
+        checkpoint_sha256=np.asarray([sha256_file(path) for path in paths], dtype=np.str_),
         **arrays,
     )
 
 
 def gather_parts(
-    parts: Sequence[PathLike], lengths: Mapping[str, int], window: int, step: int
+    parts: Sequence[PathLike],
+    lengths: Mapping[str, int],
+    window: int,
+    step: int,
+    checkpoint_sha256: Sequence[str] | None = None,
 ) -> tuple[ContigScores, float]:
     """Scores of every part, joined per contig, and the parts' total scoring seconds; checks that together they
-    hold each window of the genome exactly once."""
+    hold each window of the genome exactly once, and with ``checkpoint_sha256`` that every part was scored by
+    exactly those checkpoints (one model, or the same seed ensemble)."""
     pieces: dict[str, list[tuple[np.ndarray, np.ndarray, np.ndarray]]] = {}
     seconds = 0.0
     for path in parts:
@@ -235,6 +336,13 @@ def gather_parts(
                 raise InputFormatError(
                     f"{path}: scores of window {int(data['window'])}/step {int(data['step'])}, expected {window}/{step}"
                 )
+            if checkpoint_sha256 is not None:
+                scored_by = data["checkpoint_sha256"].tolist() if "checkpoint_sha256" in data.files else []
+                if scored_by != list(checkpoint_sha256):
+                    raise InputFormatError(
+                        f"{path}: scored by {len(scored_by)} checkpoint(s) other than the {len(checkpoint_sha256)} "
+                        "this scan averages (a part of another model or seed ensemble?)"
+                    )
             seconds += float(data["seconds"])
             for index, contig in enumerate(data["contigs"].tolist()):
                 chunk = (data[f"starts_{index}"], data[f"plus_{index}"], data[f"minus_{index}"])
@@ -377,7 +485,7 @@ def output_paths(prefix: PathLike) -> dict[str, Path]:
 
 def scan_genome(
     fasta: PathLike | Sequence[PathLike],
-    checkpoint: PathLike,
+    checkpoint: PathLike | Sequence[PathLike],
     metrics: PathLike | None,
     task: Mapping[str, Any],
     outputs: Mapping[str, PathLike],
@@ -399,11 +507,16 @@ def scan_genome(
     or, without it, ``threshold`` (default 0.5). Windows over ``max_n_fraction`` non-ACGT bases are not scored
     (NaN). The bedGraph holds the best score of both strands, as the maximum per ``bedgraph_bin`` bp when the
     step is finer (scores.npz keeps every window).
-    """
-    from genolm.checkpoint import read_checkpoint_meta
 
+    Several checkpoints (``checkpoint`` a list: the seeds of one model, ``scan.seed_ensemble``) score every window
+    each and the scan keeps the mean of their probabilities (:func:`ensemble_block_scorer`); ``metrics`` should
+    then be the seed ensemble's (evaluate_ensemble), whose threshold was chosen on the same mean. The summary's
+    ``seeds`` column, the headers' provenance and scores.npz's ``seeds`` record which seeds were averaged.
+    """
     paths = as_paths(fasta)
-    window = int(read_checkpoint_meta(checkpoint)["window_bp"])
+    checkpoints = checkpoint_paths(checkpoint)
+    window, seeds = ensemble_members(checkpoints)
+    checkpoint_sha256 = [sha256_file(path) for path in checkpoints]
     step = int(task["scan"]["step"])
     if metrics is not None:
         threshold = threshold_from_metrics(metrics)
@@ -411,17 +524,19 @@ def scan_genome(
         threshold = 0.5
     lengths = contig_lengths(paths)
     if parts:
-        scores, seconds = gather_parts(parts, lengths, window, step)
+        scores, seconds = gather_parts(parts, lengths, window, step, checkpoint_sha256)
     else:
         started = time.perf_counter()
-        model, tokenizer, _, torch_device = load_scan_model(checkpoint, device)
-        scorer = block_scorer(model, tokenizer, window, batch_size, torch_device, max_n_fraction)
+        scorer = ensemble_scorer(checkpoints, batch_size, device, max_n_fraction)
         scores = score_genome_windows(paths, scorer, window, step, lengths=lengths)
         seconds = time.perf_counter() - started
+    if len(checkpoints) > 1:
+        log.info("%s: seed ensemble of %d checkpoints (seeds %s), mean probability", genome, len(seeds), seeds)
     provenance = {
         "genolm_task": task_name,
         "model": model_name,
-        "checkpoint_sha256": sha256_file(checkpoint),
+        "checkpoint_sha256": ",".join(checkpoint_sha256),
+        "seeds": ",".join(seeds),
         "fasta": ",".join(map(str, paths)),
         "fasta_sha256": ",".join(sha256_file(path) for path in paths),
         "window": window,
@@ -467,6 +582,7 @@ def scan_genome(
             "window": np.int64(window),
             "step": np.int64(step),
             "threshold": np.float64(threshold),
+            "seeds": np.asarray(seeds, dtype=np.str_),
             **arrays,
         },
     )
@@ -481,6 +597,8 @@ def scan_genome(
         "window": window,
         "step": step,
         "threshold": round(threshold, 6),
+        "models_averaged": len(checkpoints),
+        "seeds": ",".join(seeds),
         "windows_unscored": unscored,
         "calls": len(calls),
         "calls_plus": sum(call.strand == "+" for call in calls),
