@@ -195,12 +195,7 @@ def load_scan_model(checkpoint: PathLike, device: str):
 
 def checkpoint_paths(checkpoint: PathLike | Sequence[PathLike]) -> list[Path]:
     """One checkpoint or the several of a seed ensemble, as a list."""
-    if isinstance(checkpoint, str | os.PathLike):
-        return [Path(checkpoint)]
-    paths = [Path(path) for path in checkpoint]
-    if not paths:
-        raise ConfigError("a scan needs at least one checkpoint")
-    return paths
+    return as_paths(checkpoint, "a scan needs at least one checkpoint")
 
 
 def _task_identity(meta: Mapping[str, Any]) -> Any:

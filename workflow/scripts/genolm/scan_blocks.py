@@ -67,13 +67,16 @@ class Block:
         return int(self.starts[-1]) + self.window
 
 
-def as_paths(fasta: PathLike | Sequence[PathLike]) -> list[Path]:
-    """One path or several (the files of one genome), as a list."""
-    if isinstance(fasta, str | os.PathLike):
-        return [Path(fasta)]
-    paths = [Path(path) for path in fasta]
+def as_paths(
+    files: PathLike | Sequence[PathLike], when_empty: str = "a genome needs at least one FASTA file"
+) -> list[Path]:
+    """One path or several (the files of one genome, the checkpoints of one seed ensemble), as a list; an empty
+    sequence is a ConfigError saying `when_empty`."""
+    if isinstance(files, str | os.PathLike):
+        return [Path(files)]
+    paths = [Path(path) for path in files]
     if not paths:
-        raise ConfigError("a genome needs at least one FASTA file")
+        raise ConfigError(when_empty)
     return paths
 
 
