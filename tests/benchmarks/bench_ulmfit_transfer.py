@@ -33,6 +33,7 @@ from genolm import metrics
 from genolm.checkpoint import load_checkpoint
 from genolm.datasets import load_token_set
 from genolm.models import build_classifier
+from genolm.models.pretrained import load_pretrained_encoder
 from genolm.train import TrainConfig, predict_proba, train_classifier
 
 BENCHMARK_PARAMS = {"embed_p": 0.05, "input_p": 0.2, "hidden_p": 0.15, "weight_p": 0.2, "output_p": 0.1}
@@ -74,12 +75,9 @@ def recipes(specs: list[str]) -> dict[str, dict]:
 
 def initialise(model: torch.nn.Module, lm_state: dict[str, torch.Tensor], keep: tuple[str, ...] | None) -> None:
     """Copy the LM's encoder tensors whose names start with one of `keep` (all when None) into the classifier."""
-    if keep is None:
-        model.load_encoder_state(lm_state)
+    if keep == ():
         return
-    state = model.encoder.state_dict()
-    state.update({name: lm_state[name] for name in state if name.startswith(keep)})
-    model.encoder.load_state_dict(state)
+    load_pretrained_encoder(model.encoder, lm_state, "AWD-LSTM classifier", keep)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -56,6 +56,7 @@ def _set(config: dict, dotted: str, value) -> dict:
         ("models.cnn.trian", {}, "trian"),  # typo inside a model
         ("models.cnn.tokenizer.k", 9, "9"),  # k beyond 8
         ("models.cnn.arch", "lstm", "lstm"),
+        ("models.ulmfit.transfer", "lstm", "lstm"),  # encoder or embedding
         ("models.cnn.train.lr", -1, "-1"),
         ("tasks.promoter.kind", "enhancer", "enhancer"),
         ("tasks.promoter.scan.step", 0, "0"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from genolm.checkpoint import load_checkpoint, read_checkpoint_meta, save_checkpoint
 from genolm.datasets import save_token_set, tokenize_sequences
@@ -131,3 +132,28 @@ def test_a_killed_training_step_resumes_where_it_stopped(task, tmp_path, monkeyp
     first, _ = load_checkpoint(tmp_path / "reference" / "model.safetensors")
     second, _ = load_checkpoint(tmp_path / "run" / "model.safetensors")
     assert all((a == b).all() for a, b in zip(first.state_dict().values(), second.state_dict().values(), strict=True))
+
+
+def test_a_classifier_can_start_from_the_language_models_embedding_alone(task, tmp_path, monkeypatch):
+    import genolm.fit
+
+    lm, _ = load_checkpoint(task["lm"])
+    seen = {}
+    real_train = genolm.fit.train_classifier
+
+    def train_and_record(model, *args, **kwargs):
+        seen.update({key: value.clone() for key, value in model.encoder.state_dict().items()})
+        return real_train(model, *args, **kwargs)
+
+    monkeypatch.setattr(genolm.fit, "train_classifier", train_and_record)
+    settings = {**SETTINGS, "transfer": "embedding", "train": {**SETTINGS["train"], "gradual_unfreezing": False}}
+    model_path = tmp_path / "model.safetensors"
+    fit_classifier(
+        task["train"], task["valid"], settings, 1, model_path, tmp_path / "h.tsv", tmp_path / "c.yaml",
+        language_model=task["lm"], device="cpu",
+    )  # fmt: skip
+    pretrained = lm.encoder.state_dict()
+    assert torch.equal(seen["embedding.weight"], pretrained["embedding.weight"])
+    lstm_weights = [key for key in pretrained if key.startswith("rnns.")]
+    assert lstm_weights and not any(torch.equal(seen[key], pretrained[key]) for key in lstm_weights)
+    assert read_checkpoint_meta(model_path)["provenance"]["settings"]["transfer"] == "embedding"

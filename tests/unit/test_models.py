@@ -364,6 +364,23 @@ def test_load_encoder_state_from_language_model() -> None:
         model.load_encoder_state(other.encoder.state_dict())
 
 
+def test_load_encoder_state_can_take_the_embedding_alone() -> None:
+    torch.manual_seed(0)
+    lm = AWDLSTMLanguageModel(tiny_awd_config())
+    model = AWDLSTMClassifier(tiny_awd_config())
+    fresh = {key: value.clone() for key, value in model.encoder.state_dict().items()}
+    model.load_encoder_state(lm.encoder.state_dict(), transfer="embedding")
+    for key, value in model.encoder.state_dict().items():
+        expected = lm.encoder.state_dict()[key] if key == "embedding.weight" else fresh[key]
+        assert torch.equal(value, expected), key
+    assert not torch.equal(model.encoder.embedding.weight, fresh["embedding.weight"])
+    with pytest.raises(ConfigError, match="transfer must be one of encoder, embedding"):
+        model.load_encoder_state(lm.encoder.state_dict(), transfer="lstm")
+    other = AWDLSTMLanguageModel(tiny_awd_config(vocab_size=4 + 4**3))
+    with pytest.raises(CheckpointError, match=r"embedding\.weight"):  # still checked, though only one is taken
+        model.load_encoder_state(other.encoder.state_dict(), transfer="embedding")
+
+
 # --------------------------------------------------------------------------------------------------- builders
 
 

@@ -124,6 +124,12 @@ def _check_names():
             raise ValueError(
                 f"config: models.{model}.finetune (ULMFiT stage 2) needs arch awd_lstm and a pretrain block"
             )
+        if settings["transfer"] != "encoder" and (
+            settings["arch"] != "awd_lstm" or not settings["pretrain"]
+        ):
+            raise ValueError(
+                f"config: models.{model}.transfer: {settings['transfer']} needs arch awd_lstm and a pretrain block"
+            )
         for task in settings["task_params"]:
             if task not in USER_TASKS:
                 raise ValueError(

@@ -184,8 +184,9 @@ def fit_classifier(
         lm, lm_meta = load_checkpoint(language_model)
         if lm_meta["vocab"] != tokenizer.to_dict():
             raise InputFormatError(f"{language_model}: vocabulary {lm_meta['vocab']} differs from {train_tokens}")
-        model.load_encoder_state(lm.encoder.state_dict())
-        log.info("encoder initialised from %s", language_model)
+        transfer = model_settings.get("transfer", "encoder")
+        model.load_encoder_state(lm.encoder.state_dict(), transfer=transfer)
+        log.info("classifier initialised from %s (%s)", language_model, transfer)
     model.to(select_device(device))
     resume = _resume_path(checkpoint_path)
     result = train_classifier(model, train, valid, config, history_path=history_path, resume_path=resume)
@@ -199,6 +200,7 @@ def fit_classifier(
         "tokenizer": tokenizer.to_dict(),
         "train": {key: getattr(config, key) for key in config.__dataclass_fields__},
         "pretrained": str(language_model) if language_model else None,
+        "transfer": model_settings.get("transfer", "encoder") if language_model else None,
         "window_tokens": window_tokens,
         "window_bp": window_bp,
         "task": dict(task or {}),

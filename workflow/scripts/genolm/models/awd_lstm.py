@@ -29,6 +29,8 @@ from genolm.errors import ConfigError
 from genolm.models.pretrained import load_pretrained_encoder
 
 LSTMState = tuple[torch.Tensor, torch.Tensor]
+# What a classifier takes from a pretrained language model (`models.<m>.transfer`): encoder tensor-name prefixes.
+AWD_LSTM_TRANSFER: dict[str, tuple[str, ...] | None] = {"encoder": None, "embedding": ("embedding.",)}
 # Raised by cuDNN when an RNN weight is not inside the module's flat buffer; expected for the dropped matrix.
 _NON_CONTIGUOUS_WARNING = "RNN module weights are not part of single contiguous chunk of memory"
 
@@ -265,6 +267,12 @@ class AWDLSTMClassifier(nn.Module):
         groups.append(list(self.head.parameters()))
         return groups
 
-    def load_encoder_state(self, state_dict: dict[str, torch.Tensor]) -> None:
-        """Load a pretrained LM encoder: `lm.encoder.state_dict()` or a whole LM state dict."""
-        load_pretrained_encoder(self.encoder, state_dict, "AWD-LSTM classifier")
+    def load_encoder_state(self, state_dict: dict[str, torch.Tensor], transfer: str = "encoder") -> None:
+        """Load a pretrained LM encoder: `lm.encoder.state_dict()` or a whole LM state dict. `transfer`:
+        "encoder" loads all of it (ULMFiT); "embedding" only the k-mer embedding, leaving the LSTMs at their random
+        initialisation (on the CDS-start set the LM's LSTMs start the classifier worse than random ones, while its
+        embedding starts it better; README, Benchmarks)."""
+        if transfer not in AWD_LSTM_TRANSFER:
+            raise ConfigError(f"awd_lstm: transfer must be one of {', '.join(AWD_LSTM_TRANSFER)}, got {transfer!r}")
+        only = AWD_LSTM_TRANSFER[transfer]
+        load_pretrained_encoder(self.encoder, state_dict, "AWD-LSTM classifier", only)

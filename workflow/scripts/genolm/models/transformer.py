@@ -214,8 +214,11 @@ class TransformerClassifier(nn.Module):
         groups.append([*body.transformer.norm.parameters(), *self.head.parameters()])
         return groups
 
-    def load_encoder_state(self, state_dict: dict[str, torch.Tensor]) -> None:
-        """Load a pretrained encoder: `mlm.encoder.state_dict()` or a whole `TransformerMaskedLM` state dict."""
+    def load_encoder_state(self, state_dict: dict[str, torch.Tensor], transfer: str = "encoder") -> None:
+        """Load a pretrained encoder: `mlm.encoder.state_dict()` or a whole `TransformerMaskedLM` state dict (only
+        `transfer: encoder`: the whole encoder)."""
+        if transfer != "encoder":
+            raise ConfigError(f"transformer: transfer must be 'encoder', got {transfer!r}")
         load_pretrained_encoder(self.encoder, state_dict, "transformer")
 
 
