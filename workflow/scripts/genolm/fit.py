@@ -180,11 +180,11 @@ def fit_classifier(
     config = train_config(dict(model_settings.get("train", {})), seed, device)
     seed_everything(seed)
     model = build_classifier(arch, params, tokenizer.vocab_size, window_tokens)
+    transfer = model_settings.get("transfer", "encoder") if language_model else None
     if language_model:
         lm, lm_meta = load_checkpoint(language_model)
         if lm_meta["vocab"] != tokenizer.to_dict():
             raise InputFormatError(f"{language_model}: vocabulary {lm_meta['vocab']} differs from {train_tokens}")
-        transfer = model_settings.get("transfer", "encoder")
         model.load_encoder_state(lm.encoder.state_dict(), transfer=transfer)
         log.info("classifier initialised from %s (%s)", language_model, transfer)
     model.to(select_device(device))
@@ -200,7 +200,7 @@ def fit_classifier(
         "tokenizer": tokenizer.to_dict(),
         "train": {key: getattr(config, key) for key in config.__dataclass_fields__},
         "pretrained": str(language_model) if language_model else None,
-        "transfer": model_settings.get("transfer", "encoder") if language_model else None,
+        "transfer": transfer,
         "window_tokens": window_tokens,
         "window_bp": window_bp,
         "task": dict(task or {}),
