@@ -95,6 +95,48 @@ def test_seed_ensemble_scans_read_every_seed_and_the_ensemble_threshold(tmp_path
     assert "results/evaluate/promoter/cnn/seed1/metrics.tsv" in single
 
 
+def test_models_that_differ_only_in_their_classifier_share_one_language_model(tmp_path):
+    """A dry run with ulmfitemb, ulmfit with another classifier: ulmfit's LMs are pretrained and fine-tuned once,
+    and ulmfitemb's classifiers read them; an LM fine-tuned longer is trained again from the shared genome LM."""
+    import re
+
+    import yaml
+
+    config = yaml.safe_load(TINY.read_text())
+    ulmfit = config["models"]["ulmfit"]
+    config["models"]["ulmfitemb"] = {**ulmfit, "transfer": "embedding", "train": {**ulmfit["train"], "lr": 0.01}}
+    config["models"]["ulmfitlong"] = {**ulmfit, "finetune": {**ulmfit["finetune"], "epochs": 2}}
+    config["lm"]["models"] = ["ulmfit", "ulmfitemb"]
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    result = snakemake("--configfile", str(path), "--directory", str(tmp_path), "--dry-run", "--cores", "1")
+    assert result.returncode == 0, result.stdout + result.stderr
+    outputs = set(re.findall(r"output: ([^\n]+)", result.stdout))
+    pretrained = {name for name in outputs if "/lm.safetensors" in name and name.startswith("results/pretrain/")}
+    assert pretrained == {
+        "results/pretrain/ulmfit/seed1/lm.safetensors, results/pretrain/ulmfit/seed1/lm.json, "
+        "results/pretrain/ulmfit/seed1/history.tsv",
+        "results/pretrain/transformer/seed1/lm.safetensors, results/pretrain/transformer/seed1/lm.json, "
+        "results/pretrain/transformer/seed1/history.tsv",
+    }
+    finetuned = sorted(re.findall(r"output: results/finetune/(\w+)/(\w+)/seed1/lm.safetensors", result.stdout))
+    assert finetuned == [("is", "ulmfit"), ("is", "ulmfitlong"), ("promoter", "ulmfit"), ("promoter", "ulmfitlong")]
+    inputs = re.findall(r"rule (\w+):\n\s+input: ([^\n]+)\n\s+output: ([^\n]+)", result.stdout)
+    starts = {
+        output.split("/")[3]: next(name for name in files.split(", ") if name.endswith("lm.safetensors"))
+        for rule, files, output in inputs
+        if rule == "train_classifier" and output.startswith("results/train/promoter/ulmfit")
+    }
+    assert starts == {
+        "ulmfit": "results/finetune/promoter/ulmfit/seed1/lm.safetensors",
+        "ulmfitemb": "results/finetune/promoter/ulmfit/seed1/lm.safetensors",
+        "ulmfitlong": "results/finetune/promoter/ulmfitlong/seed1/lm.safetensors",
+    }
+    long_lm = next(files for rule, files, output in inputs if output.startswith("results/finetune/is/ulmfitlong/"))
+    assert "results/pretrain/ulmfit/seed1/lm.safetensors" in long_lm
+    assert "results/lm/quality/pretrain/ulmfitemb" not in result.stdout  # lm.models' ulmfitemb is ulmfit's LM
+
+
 def test_a_bad_config_stops_before_any_job(tmp_path):
     result = snakemake(
         "--configfile",

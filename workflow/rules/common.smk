@@ -15,6 +15,7 @@ sys.path.insert(0, str(Path(workflow.basedir) / "workflow" / "scripts"))
 
 from genolm.cv import expand_folds, origin_task
 from genolm.download import read_sheet
+from genolm.lm_sharing import language_model_owner
 from genolm.sources.catalog import SOURCE_KINDS, source_files
 
 # Cross-validated tasks become one task per fold; the tasks as written stay in USER_TASKS for name checks.
@@ -204,6 +205,20 @@ def task_tokens(wildcards):
     }
 
 
+def lm_owner(model, stage):
+    """The model whose `stage` LM (pretrain, finetune) `model` reads: the first with the same LM settings, so
+    models that differ only in their classifier share one LM instead of training identical copies.
+    """
+    return language_model_owner(config["models"], model, stage)
+
+
+def lm_folder(model, seed, task=None):
+    """The results/ subfolder of a model's LM: pretrain/{owner}/seed{seed}, or finetune/{task}/{owner}/seed{seed}."""
+    if task is None:
+        return f"pretrain/{lm_owner(model, 'pretrain')}/seed{seed}"
+    return f"finetune/{task}/{lm_owner(model, 'finetune')}/seed{seed}"
+
+
 def pretrained_lm(wildcards):
     """The language model a classifier starts from: fine-tuned on the task (ULMFiT stage 2) when the model has
     a `finetune` block, else straight from genome pretraining; nothing for models trained from scratch.
@@ -211,9 +226,13 @@ def pretrained_lm(wildcards):
     settings = config["models"][wildcards.model]
     if settings["pretrain"] is None:
         return []
-    if settings["finetune"]:
-        return f"results/finetune/{wildcards.task}/{wildcards.model}/seed{wildcards.seed}/lm.safetensors"
-    return f"results/pretrain/{wildcards.model}/seed{wildcards.seed}/lm.safetensors"
+    task = wildcards.task if settings["finetune"] else None
+    return f"results/{lm_folder(wildcards.model, wildcards.seed, task)}/lm.safetensors"
+
+
+def genome_pretrained_lm(wildcards):
+    """The genome-pretrained language model that a task's fine-tuning (ULMFiT stage 2) starts from."""
+    return f"results/{lm_folder(wildcards.model, wildcards.seed)}/lm.safetensors"
 
 
 def lm_corpus(wildcards):
@@ -502,33 +521,38 @@ def report_runs():
 
 
 def report_language_models():
-    """One entry per language model of the first seed: genome pretraining, then each task's fine-tuning."""
-    entries = []
+    """One entry per language model of the first seed: genome pretraining, then each task's fine-tuning; an LM
+    that several models share appears once, under its owner's name."""
+    entries = {}
     for model, settings in config["models"].items():
         if not settings["pretrain"]:
             continue
         seed = model_seeds(model)[0]
         stride = settings["tokenizer"]["stride"]
-        entries.append(
+        folder = lm_folder(model, seed)
+        entries.setdefault(
+            folder,
             {
-                "label": f"{model} pretraining",
-                "history": f"results/pretrain/{model}/seed{seed}/history.tsv",
+                "label": f"{lm_owner(model, 'pretrain')} pretraining",
+                "history": f"results/{folder}/history.tsv",
                 "stride": stride,
                 "objective": "masked" if settings["arch"] == "transformer" else "next",
-            }
+            },
         )
         if settings["finetune"]:
-            entries += [
-                {
-                    "label": f"{model} fine-tuned on {task}",
-                    "history": f"results/finetune/{task}/{model}/seed{seed}/history.tsv",
-                    "stride": stride,
-                    "objective": "next",
-                }
-                for task in TASKS
-                if model in task_models(task)
-            ]
-    return entries
+            for task in TASKS:
+                if model in task_models(task):
+                    folder = lm_folder(model, seed, task)
+                    entries.setdefault(
+                        folder,
+                        {
+                            "label": f"{lm_owner(model, 'finetune')} fine-tuned on {task}",
+                            "history": f"results/{folder}/history.tsv",
+                            "stride": stride,
+                            "objective": "next",
+                        },
+                    )
+    return list(entries.values())
 
 
 def report_embeddings():
@@ -620,16 +644,18 @@ def report_timings():
     trained = runs()
     timings += sorted(
         {
-            f"benchmarks/pretrain_lm/{model}_seed{seed}.tsv"
+            f"benchmarks/pretrain_lm/{lm_owner(model, 'pretrain')}_seed{seed}.tsv"
             for _, model, seed in trained
             if config["models"][model]["pretrain"]
         }
     )
-    timings += [
-        f"benchmarks/finetune_lm/{task}_{model}_seed{seed}.tsv"
-        for task, model, seed in trained
-        if config["models"][model]["finetune"]
-    ]
+    timings += sorted(
+        {
+            f"benchmarks/finetune_lm/{task}_{lm_owner(model, 'finetune')}_seed{seed}.tsv"
+            for task, model, seed in trained
+            if config["models"][model]["finetune"]
+        }
+    )
     timings += [
         f"benchmarks/scan_genome/{genome}_{task}_{model}.tsv"
         for genome in config["scan"]["genomes"]

@@ -57,14 +57,14 @@ def lm_names():
     names = []
     for model in models:
         seed = model_seeds(model)[0]
-        names.append(f"pretrain/{model}/seed{seed}")
+        names.append(lm_folder(model, seed))
         if LM["finetuned"] and config["models"][model]["finetune"]:
             names += [
-                f"finetune/{task}/{model}/seed{seed}"
+                lm_folder(model, seed, task)
                 for task in TASKS
                 if model in task_models(task)
             ]
-    return names
+    return list(dict.fromkeys(names))  # a shared LM once
 
 
 def lm_model(lm):

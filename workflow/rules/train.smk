@@ -24,7 +24,7 @@ rule pretrain_lm:
 rule finetune_lm:
     input:
         unpack(task_tokens),
-        lm="results/pretrain/{model}/seed{seed}/lm.safetensors",
+        lm=genome_pretrained_lm,
     output:
         checkpoint="results/finetune/{task}/{model}/seed{seed}/lm.safetensors",
         meta="results/finetune/{task}/{model}/seed{seed}/lm.json",

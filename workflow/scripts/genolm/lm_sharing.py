@@ -1,0 +1,32 @@
+"""Which model's language model another model reuses: models that differ only in their classifier (ULMFiT with
+the whole encoder and with its embedding only, say) would otherwise pretrain and fine-tune identical LMs."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+# The settings a language model is trained from, per ULMFiT stage; anything else (train, transfer, task_params,
+# seeds) concerns only the classifier. The seed is in the LM's path, so models share an LM seed by seed.
+LM_SETTINGS = {
+    "pretrain": ("arch", "tokenizer", "params", "pretrain"),
+    "finetune": ("arch", "tokenizer", "params", "pretrain", "finetune"),
+}
+
+
+def _lm_identity(settings: Mapping[str, Any], stage: str) -> str | None:
+    if not settings.get("pretrain") or (stage == "finetune" and not settings.get("finetune")):
+        return None
+    return json.dumps({key: settings.get(key) for key in LM_SETTINGS[stage]}, sort_keys=True)
+
+
+def language_model_owner(models: Mapping[str, Mapping[str, Any]], model: str, stage: str) -> str:
+    """The first model, in config order, whose `stage` language model ('pretrain' or 'finetune') is trained
+    from exactly the settings of `model`'s: the model whose results/ folder holds the LM that `model` reads."""
+    if stage not in LM_SETTINGS:
+        raise ValueError(f"unknown language-model stage '{stage}' (expected one of {', '.join(LM_SETTINGS)})")
+    identity = _lm_identity(models[model], stage)
+    if identity is None:
+        raise ValueError(f"model '{model}' trains no {stage} language model")
+    return next(name for name, settings in models.items() if _lm_identity(settings, stage) == identity)
