@@ -248,6 +248,30 @@ def test_scan_outputs_are_valid_indexed_files(tiny_run):
 
 
 @pytest.mark.e2e
+def test_changing_a_classifier_or_adding_a_seed_retrains_only_that(tiny_run, tmp_path):
+    """On the finished tiny run (a dry run, nothing changes there): a new lr for ULMFiT's classifier retrains its
+    classifiers but neither its pretrained nor its fine-tuned LMs; a second CNN seed trains only that seed."""
+    import re
+
+    import yaml
+
+    config = yaml.safe_load(TINY.read_text())
+    config["models"]["ulmfit"]["train"]["lr"] = 0.01
+    config["models"]["cnn"]["seeds"] = [1, 2]
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    result = snakemake(
+        "--workflow-profile", str(PROFILE), "--configfile", str(path), "--directory", str(tiny_run),
+        "--dry-run", "--cores", "2",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "rule pretrain_lm:" not in result.stdout and "rule finetune_lm:" not in result.stdout
+    trained = set(re.findall(r"output: results/train/(\w+)/(\w+)/seed(\d+)/model.safetensors", result.stdout))
+    assert trained == {(task, "ulmfit", "1") for task in ("promoter", "is")} | {
+        (task, "cnn", "2") for task in ("promoter", "is")
+    }
+
+
 def test_rerun_with_the_same_seed_gives_the_same_tables(tiny_run, tmp_path):
     """Same config and seed, fresh directory: identical metric tables."""
     result = snakemake(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from genolm.lm_sharing import language_model_owner
+from genolm.lm_sharing import language_model_owner, lm_settings
 
 AWD = {"emb_dim": 32, "hidden": 64, "layers": 2}
 LM = {"genomes": ["demo"], "epochs": 1, "bptt": 50, "batch_size": 32, "lr": 0.003}
@@ -54,3 +54,16 @@ def test_models_without_an_lm_and_unknown_stages_are_refused():
         language_model_owner(MODELS, "cnn", "pretrain")
     with pytest.raises(ValueError, match="unknown language-model stage 'classify'"):
         language_model_owner(MODELS, "ulmfit", "classify")
+
+
+def test_an_lm_is_trained_from_its_own_settings_only():
+    """The LM rules' params: a classifier's lr, transfer or seeds are not among them, so changing those retrains
+    no LM."""
+    settings = MODELS["ulmfitemb"]
+    assert lm_settings(settings, "pretrain") == {
+        "arch": "awd_lstm", "tokenizer": {"k": 4, "stride": 2}, "params": AWD, "pretrain": LM,
+    }  # fmt: skip
+    assert lm_settings(settings, "finetune") == {**lm_settings(settings, "pretrain"), "finetune": FT}
+    assert lm_settings(settings, "finetune") == lm_settings(MODELS["ulmfit"], "finetune")
+    with pytest.raises(ValueError, match="unknown language-model stage 'train'"):
+        lm_settings(settings, "train")

@@ -15,7 +15,7 @@ sys.path.insert(0, str(Path(workflow.basedir) / "workflow" / "scripts"))
 
 from genolm.cv import expand_folds, origin_task
 from genolm.download import read_sheet
-from genolm.lm_sharing import language_model_owner
+from genolm.lm_sharing import language_model_owner, lm_settings
 from genolm.sources.catalog import SOURCE_KINDS, source_files
 
 # Cross-validated tasks become one task per fold; the tasks as written stay in USER_TASKS for name checks.
@@ -179,9 +179,15 @@ wildcard_constraints:
 
 
 def model_for_task(model, task):
-    """A model's settings with its per-task parameter overrides applied."""
-    settings = dict(config["models"][model])
-    overrides = settings["task_params"].get(
+    """A model's settings for one task's classifier: its per-task parameter overrides applied, and without its seed
+    list or other tasks' overrides, so that adding a seed or tuning another task does not retrain this one.
+    """
+    settings = {
+        key: value
+        for key, value in config["models"][model].items()
+        if key not in ("seeds", "task_params")
+    }
+    overrides = config["models"][model]["task_params"].get(
         origin_task(task, config["tasks"][task]), {}
     )
     settings["params"] = {**settings["params"], **overrides}

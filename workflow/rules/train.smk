@@ -15,7 +15,9 @@ rule pretrain_lm:
     resources:
         gpu=1,
     params:
-        model=lambda wildcards: config["models"][wildcards.model],
+        model=lambda wildcards: lm_settings(
+            config["models"][wildcards.model], "pretrain"
+        ),
         device=config["device"],
     script:
         "../scripts/pretrain_lm.py"
@@ -39,7 +41,9 @@ rule finetune_lm:
     resources:
         gpu=1,
     params:
-        model=lambda wildcards: config["models"][wildcards.model],
+        model=lambda wildcards: lm_settings(
+            config["models"][wildcards.model], "finetune"
+        ),
         device=config["device"],
     script:
         "../scripts/finetune_lm.py"

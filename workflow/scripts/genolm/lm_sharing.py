@@ -15,17 +15,23 @@ LM_SETTINGS = {
 }
 
 
+def lm_settings(settings: Mapping[str, Any], stage: str) -> dict[str, Any]:
+    """The part of a model's settings that its `stage` language model is trained from: what the LM rules take as
+    params, so that a change to the classifier alone (its lr, seeds, transfer) does not retrain the LM."""
+    if stage not in LM_SETTINGS:
+        raise ValueError(f"unknown language-model stage '{stage}' (expected one of {', '.join(LM_SETTINGS)})")
+    return {key: settings.get(key) for key in LM_SETTINGS[stage]}
+
+
 def _lm_identity(settings: Mapping[str, Any], stage: str) -> str | None:
     if not settings.get("pretrain") or (stage == "finetune" and not settings.get("finetune")):
         return None
-    return json.dumps({key: settings.get(key) for key in LM_SETTINGS[stage]}, sort_keys=True)
+    return json.dumps(lm_settings(settings, stage), sort_keys=True)
 
 
 def language_model_owner(models: Mapping[str, Mapping[str, Any]], model: str, stage: str) -> str:
     """The first model, in config order, whose `stage` language model ('pretrain' or 'finetune') is trained
     from exactly the settings of `model`'s: the model whose results/ folder holds the LM that `model` reads."""
-    if stage not in LM_SETTINGS:
-        raise ValueError(f"unknown language-model stage '{stage}' (expected one of {', '.join(LM_SETTINGS)})")
     identity = _lm_identity(models[model], stage)
     if identity is None:
         raise ValueError(f"model '{model}' trains no {stage} language model")
