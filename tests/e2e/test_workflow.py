@@ -259,7 +259,7 @@ def test_changing_a_classifier_or_adding_a_seed_retrains_only_that(tiny_run, tmp
     config["models"]["ulmfit"]["train"]["lr"] = 0.01
     config["models"]["cnn"]["seeds"] = [1, 2]
     path = tmp_path / "config.yaml"
-    path.write_text(yaml.safe_dump(config))
+    path.write_text(yaml.safe_dump(config, sort_keys=False))  # Snakemake compares params with their key order
     result = snakemake(
         "--workflow-profile", str(PROFILE), "--configfile", str(path), "--directory", str(tiny_run),
         "--dry-run", "--cores", "2",
