@@ -259,7 +259,7 @@ def test_changing_a_classifier_or_adding_a_seed_retrains_only_that(tiny_run, tmp
     config["models"]["ulmfit"]["train"]["lr"] = 0.01
     config["models"]["cnn"]["seeds"] = [1, 2]
     path = tmp_path / "config.yaml"
-    path.write_text(yaml.safe_dump(config, sort_keys=False))  # Snakemake compares params with their key order
+    path.write_text(yaml.safe_dump(config))  # sorted keys: the workflow compares settings in one key order
     result = snakemake(
         "--workflow-profile", str(PROFILE), "--configfile", str(path), "--directory", str(tiny_run),
         "--dry-run", "--cores", "2",
@@ -270,6 +270,32 @@ def test_changing_a_classifier_or_adding_a_seed_retrains_only_that(tiny_run, tmp
     assert trained == {(task, "ulmfit", "1") for task in ("promoter", "is")} | {
         (task, "cnn", "2") for task in ("promoter", "is")
     }
+
+
+@pytest.mark.e2e
+def test_writing_the_config_in_another_key_order_reruns_nothing(tiny_run, tmp_path):
+    """Every settings block of the tiny config with its keys reversed (tasks and models kept in their order): Snakemake
+    compares params by their repr, which follows key order, so without a canonical order this reran every job."""
+    import yaml
+
+    def reversed_blocks(value, keep_order=False):
+        if isinstance(value, dict):
+            keys = list(value) if keep_order else list(reversed(list(value)))
+            return {key: reversed_blocks(value[key]) for key in keys}
+        return value
+
+    config = yaml.safe_load(TINY.read_text())
+    reordered = {key: reversed_blocks(value, keep_order=key in ("tasks", "models")) for key, value in config.items()}
+    reordered = dict(reversed(list(reordered.items())))
+    assert yaml.safe_dump(reordered, sort_keys=False) != yaml.safe_dump(config, sort_keys=False)
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(reordered, sort_keys=False))
+    result = snakemake(
+        "--workflow-profile", str(PROFILE), "--configfile", str(path), "--directory", str(tiny_run),
+        "--dry-run", "--cores", "2",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "Nothing to be done" in result.stdout + result.stderr, (result.stdout + result.stderr)[-3000:]
 
 
 def test_rerun_with_the_same_seed_gives_the_same_tables(tiny_run, tmp_path):

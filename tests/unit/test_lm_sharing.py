@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from genolm.lm_sharing import language_model_owner, lm_settings
+from genolm.lm_sharing import label_seeds_where_shared, language_model_owner, lm_settings
 
 AWD = {"emb_dim": 32, "hidden": 64, "layers": 2}
 LM = {"genomes": ["demo"], "epochs": 1, "bptt": 50, "batch_size": 32, "lr": 0.003}
@@ -67,3 +67,23 @@ def test_an_lm_is_trained_from_its_own_settings_only():
     assert lm_settings(settings, "finetune") == lm_settings(MODELS["ulmfit"], "finetune")
     with pytest.raises(ValueError, match="unknown language-model stage 'train'"):
         lm_settings(settings, "train")
+
+
+def test_report_labels_name_the_seed_only_where_two_lms_would_share_a_label():
+    """ulmfit's first seed is 1 and ulmfitemb's 2: both read LMs owned by ulmfit, two curves for one name."""
+    entries = {
+        "pretrain/ulmfit/seed1": {"label": "ulmfit pretraining", "stride": 2},
+        "pretrain/ulmfit/seed2": {"label": "ulmfit pretraining", "stride": 2},
+        "finetune/promoter/ulmfit/seed1": {"label": "ulmfit fine-tuned on promoter", "stride": 2},
+        "pretrain/transformer/seed1": {"label": "transformer pretraining", "stride": 1},
+    }
+    labels = [entry["label"] for entry in label_seeds_where_shared(entries)]
+    assert labels == [
+        "ulmfit pretraining (seed 1)",
+        "ulmfit pretraining (seed 2)",
+        "ulmfit fine-tuned on promoter",
+        "transformer pretraining",
+    ]
+    assert entries["pretrain/ulmfit/seed1"]["label"] == "ulmfit pretraining"  # the input is not changed
+    with pytest.raises(ValueError, match="does not end in seed"):
+        label_seeds_where_shared({"pretrain/a": {"label": "x"}, "pretrain/b": {"label": "x"}})

@@ -13,14 +13,24 @@ validate(config, schema="../schemas/config.schema.yaml")
 # The genolm package sits next to the rule scripts; make it importable here without installing it.
 sys.path.insert(0, str(Path(workflow.basedir) / "workflow" / "scripts"))
 
+from genolm.config_order import canonical_config
 from genolm.cv import expand_folds, origin_task
 from genolm.download import read_sheet
-from genolm.lm_sharing import language_model_owner, lm_settings
+from genolm.lm_sharing import (
+    label_seeds_where_shared,
+    language_model_owner,
+    lm_settings,
+)
 from genolm.sources.catalog import SOURCE_KINDS, source_files
 
 # Cross-validated tasks become one task per fold; the tasks as written stay in USER_TASKS for name checks.
 USER_TASKS = list(config["tasks"])
 config["tasks"] = expand_folds(config["tasks"])
+# Sorted settings blocks: Snakemake's params trigger compares dict reprs, so key order would otherwise count as a
+# change. Rebuilt in place because `config` is Snakemake's own object.
+_canonical = canonical_config(config)
+config.clear()
+config.update(_canonical)
 
 
 def shipped_path(path):
@@ -558,7 +568,7 @@ def report_language_models():
                             "objective": "next",
                         },
                     )
-    return list(entries.values())
+    return label_seeds_where_shared(entries)
 
 
 def report_embeddings():

@@ -17,7 +17,7 @@ rule make_demo:
     params:
         demo=config["demo"],
         seed=config["seed"],
-        tasks={name: config["tasks"][name]["kind"] for name in DEMO_TASKS},
+        tasks={name: config["tasks"][name]["kind"] for name in sorted(DEMO_TASKS)},  # order-free
     script:
         "../scripts/make_demo.py"
 

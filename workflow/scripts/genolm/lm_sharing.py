@@ -36,3 +36,23 @@ def language_model_owner(models: Mapping[str, Mapping[str, Any]], model: str, st
     if identity is None:
         raise ValueError(f"model '{model}' trains no {stage} language model")
     return next(name for name, settings in models.items() if _lm_identity(settings, stage) == identity)
+
+
+def label_seeds_where_shared(entries: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The report's language-model entries, keyed by LM folder (`.../seed<N>` last), with the seed added to every
+    label that two entries share: models that share an LM but start from different first seeds read two LMs of
+    one owner, and the report would otherwise show two curves under one name."""
+    labels = [entry["label"] for entry in entries.values()]
+    return [
+        {**entry, "label": f"{entry['label']} (seed {_folder_seed(folder)})"}
+        if labels.count(entry["label"]) > 1
+        else dict(entry)
+        for folder, entry in entries.items()
+    ]
+
+
+def _folder_seed(folder: str) -> str:
+    last = folder.rstrip("/").rsplit("/", 1)[-1]
+    if not last.startswith("seed"):
+        raise ValueError(f"language-model folder '{folder}' does not end in seed<N>")
+    return last.removeprefix("seed")
