@@ -6,11 +6,9 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from genolm.checkpoint import save_checkpoint
-from genolm.datasets import TokenSet, save_token_set
 from genolm.kmers import KmerTokenizer
 from genolm.models import build_classifier, build_language_model
 
@@ -53,21 +51,9 @@ def test_each_variant_takes_only_its_tensors_from_the_language_model() -> None:
             assert torch.equal(tensor, expected), (variant, name)
 
 
-def test_a_tiny_run_prints_one_row_per_variant_and_recipe(tmp_path, capsys) -> None:
+def test_a_tiny_run_prints_one_row_per_variant_and_recipe(tmp_path, capsys, motif_token_sets) -> None:
     tokenizer = KmerTokenizer(k=3)
-    rng = np.random.default_rng(0)
-    for split, n in (("train", 40), ("valid", 16), ("test", 16)):
-        labels = np.arange(n) % 2
-        sequences = ["".join(rng.choice(list("ACGT"), 30)) for _ in range(n)]
-        sequences = [("TATAAT" + s[6:]) if label else s for s, label in zip(sequences, labels, strict=True)]
-        tokens = [tokenizer.encode(s) for s in sequences]
-        width = max(len(t) for t in tokens)
-        matrix = np.zeros((n, width), np.int64)
-        for i, row in enumerate(tokens):
-            matrix[i, : len(row)] = row
-        ids = [f"{split}{i}" for i in range(n)]
-        token_set = TokenSet(matrix, np.array([len(t) for t in tokens]), labels, ids, bp_lengths=np.full(n, 30))
-        save_token_set(token_set, tmp_path / f"{split}.npz", tokenizer)
+    motif_token_sets(tmp_path, tokenizer)
     lm_path = tmp_path / "lm.safetensors"
     meta = {"kind": "language_model", "arch": "awd_lstm_lm", "params": SIZES, "vocab": tokenizer.to_dict()}
     save_checkpoint(language_model(tokenizer.vocab_size), lm_path, meta)
