@@ -16,13 +16,13 @@ Without `--variant` it runs the base model and the variants of :data:`VARIANTS`.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 import yaml
+from named_settings import named_settings
 
 from genolm import metrics
 from genolm.datasets import load_token_set
@@ -57,16 +57,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def variants(specs: list[str]) -> dict[str, dict[str, dict]]:
-    if not specs:
-        return VARIANTS
-    out = {}
-    for spec in specs:
-        name, _, settings = spec.partition("=")
-        out[name] = json.loads(settings)
-    return out
-
-
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     if args.threads:
@@ -78,7 +68,7 @@ def main(argv: list[str] | None = None) -> None:
     print(
         "variant\tvalid_auroc\tvalid_auprc\tvalid_mcc\ttest_mcc_mean\ttest_mcc_sd\tensemble_test_mcc\tbest_epochs\tseconds"
     )
-    for name, change in variants(args.variant).items():
+    for name, change in named_settings(args.variant, VARIANTS).items():
         params = {**base.get("params", {}), **change.get("params", {})}
         recipe = {**base.get("train", {}), **change.get("train", {})}
         started, rows, valid_scores, test_scores = time.perf_counter(), [], [], []

@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 
 import torch
+from named_settings import named_settings
 
 from genolm import metrics
 from genolm.checkpoint import load_checkpoint
@@ -63,16 +64,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def recipes(specs: list[str]) -> dict[str, dict]:
-    if not specs:
-        return RECIPES
-    out = {}
-    for spec in specs:
-        name, _, settings = spec.partition("=")
-        out[name] = json.loads(settings)
-    return out
-
-
 def initialise(model: torch.nn.Module, lm_state: dict[str, torch.Tensor], keep: tuple[str, ...] | None) -> None:
     """Copy the LM's encoder tensors whose names start with one of `keep` (all when None) into the classifier."""
     if keep == ():
@@ -93,7 +84,7 @@ def main(argv: list[str] | None = None) -> None:
     params = {**json.loads(args.params), **sizes}
     lm_state = lm.encoder.state_dict()
     print("variant\trecipe\tbest_epoch\tvalid_auroc\ttest_auroc\ttest_mcc\tseconds")
-    for recipe_name, recipe in recipes(args.recipe).items():
+    for recipe_name, recipe in named_settings(args.recipe, RECIPES).items():
         for variant in args.variants:
             torch.manual_seed(args.seed)
             model = build_classifier("awd_lstm", params, tokenizer.vocab_size, int(train.lengths.max()))
