@@ -247,6 +247,18 @@ def test_scan_outputs_are_valid_indexed_files(tiny_run):
     assert lines and all(len(fields) == 9 and fields[2] == "TSS" and fields[6] in "+-" for fields in lines)
 
 
+def dry_run_on(workdir, config_text: str, tmp_path):
+    """A dry run in a finished working directory with another config (its text); it must succeed."""
+    path = tmp_path / "config.yaml"
+    path.write_text(config_text)
+    result = snakemake(
+        "--workflow-profile", str(PROFILE), "--configfile", str(path), "--directory", str(workdir),
+        "--dry-run", "--cores", "2",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result
+
+
 @pytest.mark.e2e
 def test_changing_a_classifier_or_adding_a_seed_retrains_only_that(tiny_run, tmp_path):
     """On the finished tiny run (a dry run, nothing changes there): a new lr for ULMFiT's classifier retrains its
@@ -258,13 +270,8 @@ def test_changing_a_classifier_or_adding_a_seed_retrains_only_that(tiny_run, tmp
     config = yaml.safe_load(TINY.read_text())
     config["models"]["ulmfit"]["train"]["lr"] = 0.01
     config["models"]["cnn"]["seeds"] = [1, 2]
-    path = tmp_path / "config.yaml"
-    path.write_text(yaml.safe_dump(config))  # sorted keys: the workflow compares settings in one key order
-    result = snakemake(
-        "--workflow-profile", str(PROFILE), "--configfile", str(path), "--directory", str(tiny_run),
-        "--dry-run", "--cores", "2",
-    )  # fmt: skip
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    # sorted keys: the workflow compares settings in one key order
+    result = dry_run_on(tiny_run, yaml.safe_dump(config), tmp_path)
     assert "rule pretrain_lm:" not in result.stdout and "rule finetune_lm:" not in result.stdout
     trained = set(re.findall(r"output: results/train/(\w+)/(\w+)/seed(\d+)/model.safetensors", result.stdout))
     assert trained == {(task, "ulmfit", "1") for task in ("promoter", "is")} | {
@@ -288,13 +295,7 @@ def test_writing_the_config_in_another_key_order_reruns_nothing(tiny_run, tmp_pa
     reordered = {key: reversed_blocks(value, keep_order=key in ("tasks", "models")) for key, value in config.items()}
     reordered = dict(reversed(list(reordered.items())))
     assert yaml.safe_dump(reordered, sort_keys=False) != yaml.safe_dump(config, sort_keys=False)
-    path = tmp_path / "config.yaml"
-    path.write_text(yaml.safe_dump(reordered, sort_keys=False))
-    result = snakemake(
-        "--workflow-profile", str(PROFILE), "--configfile", str(path), "--directory", str(tiny_run),
-        "--dry-run", "--cores", "2",
-    )  # fmt: skip
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    result = dry_run_on(tiny_run, yaml.safe_dump(reordered, sort_keys=False), tmp_path)
     assert "Nothing to be done" in result.stdout + result.stderr, (result.stdout + result.stderr)[-3000:]
 
 
