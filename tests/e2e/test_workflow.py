@@ -49,6 +49,12 @@ def test_dry_run_of_every_shipped_config(config, tmp_path):
         (lambda c: c["tasks"]["promoter"].update(models=["cnn", "nosuch"]), "names unknown model 'nosuch'"),
         (lambda c: c["tasks"]["promoter"].update(split={"folds": 2}), "split.folds needs a real source"),
         (lambda c: c["models"]["cnn"].update(seeds=[]), "seeds"),
+        (
+            lambda c: c["evaluate"]["model_ensembles"].update(both=["cnn", "nosuch"]),
+            "evaluate.model_ensembles.both names unknown model 'nosuch'",
+        ),
+        (lambda c: c["evaluate"]["model_ensembles"].update(cnn=["cnn", "kmermlp"]), "has the name of a model"),
+        (lambda c: c["evaluate"]["model_ensembles"].update(alone=["cnn"]), "model_ensembles"),
     ],
 )
 def test_cross_references_in_the_config_are_checked_before_any_job(tmp_path, change, message):
@@ -176,6 +182,7 @@ def test_every_stage_leaves_its_outputs(tiny_run):
         "train/is/cnn/seed1/config.yaml",
         "evaluate/promoter/cnn/seed1/predictions.tsv",
         "evaluate/is/kmermlp/ensemble/metrics.tsv",
+        "evaluate/is/model_ensembles/cnnkmer/predictions.tsv",
         "evaluate/is/transformer/seed1/embedding_2d.tsv",
         "evaluate/promoter/ulmfit/seed1/embeddings.npz",
         "tables/metrics.tsv",
@@ -227,7 +234,7 @@ def test_models_beat_the_trivial_baselines(tiny_run):
         assert mcc[(task, "cnn")] > baseline + 0.2, (task, mcc[task].to_dict())
         # The tiny ULMFiT is trained for the plumbing only (a 150 kb synthetic genome teaches its language model
         # almost nothing); its row must exist with real numbers, but it is not expected to win here.
-        for model in ("ulmfit", "transformer", "kmermlp", "kmermlp_ensemble"):
+        for model in ("ulmfit", "transformer", "kmermlp", "kmermlp_ensemble", "cnnkmer_ensemble"):
             assert -1.0 <= mcc[(task, model)] <= 1.0
         assert (task, "cnn_ensemble") not in mcc.index  # one seed: no ensemble
 

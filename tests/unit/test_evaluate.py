@@ -13,7 +13,9 @@ from genolm.evaluate import (
     ensemble_predictions,
     evaluate_baselines,
     evaluate_ensemble,
+    evaluate_model_ensemble,
     metric_rows,
+    model_ensemble_weights,
     threshold_from_metrics,
 )
 
@@ -169,3 +171,36 @@ def test_seed_ensemble_refuses_tables_that_score_different_sequences(tmp_path):
     pd.concat([pd.read_csv(good, sep="\t")] * 2).to_csv(tmp_path / "dup.tsv", sep="\t", index=False)
     with pytest.raises(InputFormatError, match=r"dup\.tsv: sequence 'valid0' appears twice"):
         ensemble_predictions([good, tmp_path / "dup.tsv"])
+
+
+def test_model_ensemble_weighs_every_model_once_whatever_its_seeds(tmp_path):
+    labels = {"valid": [1, 0], "test": [1, 0]}
+    cnn = [_predictions(tmp_path / f"cnn{seed}.tsv", {"valid": [v, 0.1], "test": [v, 0.2]}, labels) for seed, v in
+           ((1, 0.9), (2, 0.7), (3, 0.8))]  # fmt: skip
+    mlp = [_predictions(tmp_path / "mlp1.tsv", {"valid": [0.4, 0.3], "test": [0.2, 0.6]}, labels)]
+    paths, weights = model_ensemble_weights({"cnn": cnn, "kmermlp": mlp})
+    assert paths == [*cnn, *mlp] and weights == pytest.approx([1 / 6] * 3 + [1 / 2])
+    table = evaluate_model_ensemble({"cnn": cnn, "kmermlp": mlp}, tmp_path / "e.tsv", tmp_path / "m.tsv", "t", "both",
+                                    bootstrap=0)  # fmt: skip
+    assert set(table["model"]) == {"both_ensemble"} and set(table["seed"]) == {0}
+    merged = pd.read_csv(tmp_path / "e.tsv", sep="\t").set_index(["split", "id"])["score"]
+    # the CNN's seeds average to 0.8 and 0.2 on test; with the MLP's 0.2 and 0.6 that is 0.5 and 0.4, not the
+    # 4-run mean (0.65, 0.35) that would let the three CNN seeds outvote the MLP
+    assert merged[("test", "test0")] == pytest.approx(0.5) and merged[("test", "test1")] == pytest.approx(0.4)
+    with pytest.raises(InputFormatError, match="at least two models"):
+        model_ensemble_weights({"cnn": cnn})
+    with pytest.raises(InputFormatError, match="'kmermlp' has no prediction tables"):
+        model_ensemble_weights({"cnn": cnn, "kmermlp": []})
+
+
+def test_equal_weights_give_the_plain_mean_and_a_weight_is_needed_per_table(tmp_path):
+    labels = {"valid": [1, 0, 1], "test": [1, 0, 0]}
+    runs = [
+        _predictions(tmp_path / f"r{i}.tsv", {"valid": list(v), "test": list(v[::-1])}, labels)
+        for i, v in enumerate([(0.1, 0.7, 0.3), (0.2, 0.9, 0.6), (0.35, 0.15, 0.05)])
+    ]
+    plain = ensemble_predictions(runs).set_index(["split", "id"])["score"]
+    assert plain[("valid", "valid1")] == pytest.approx((0.7 + 0.9 + 0.15) / 3)
+    assert ensemble_predictions(runs, [1 / 3] * 3)["score"].to_numpy() == pytest.approx(plain.to_numpy())
+    with pytest.raises(ValueError, match="2 ensemble weights for 3"):
+        ensemble_predictions(runs, [0.5, 0.5])

@@ -230,6 +230,21 @@ def test_a_seed_ensemble_row_counts_the_seeds_it_averages(published):
     assert "| [0.800, 0.900] | 2 averaged | 0.871 |" in line
 
 
+def test_a_model_ensemble_row_counts_every_seed_of_every_member(published):
+    ensemble = pd.DataFrame(
+        [("ecoli", "both_ensemble", 0, "mcc", 0.88, 0.82, 0.93)],
+        columns=["task", "model", "seed", "metric", "value", "ci_low", "ci_high"],
+    )
+    ours = pd.concat([metric_table(), ensemble])
+    table = compare_with_published(ours, published, TASKS, {"both": ["cnn", "ulmfit"]})
+    mcc = table[(table["task"] == "ecoli") & (table["metric"] == "mcc")].iloc[0]
+    assert (mcc["model"], mcc["seeds"]) == ("both_ensemble", 4)  # two cnn seeds and two ulmfit seeds
+    line = next(line for line in comparison_markdown(table).splitlines() if "| both_ensemble |" in line)
+    assert "| 4 averaged |" in line
+    unnamed = compare_with_published(ours, published, TASKS)  # without the mapping it cannot know the members
+    assert unnamed.query("task == 'ecoli' and metric == 'mcc'")["seeds"].iloc[0] == 1
+
+
 def test_published_value_on_the_interval_bound_is_inside(published):
     ours = metric_table()
     ours.loc[(ours["model"] == "ulmfit") & (ours["metric"] == "recall"), "ci_high"] = 0.90

@@ -92,6 +92,44 @@ def ensemble_paths(pattern):
     ]
 
 
+MODEL_ENSEMBLES = config["evaluate"]["model_ensembles"]
+
+
+def model_ensemble_runs(task):
+    """The model ensembles evaluated on a task: those whose every member the task trains."""
+    trained = set(task_models(task))
+    return [
+        name for name, members in MODEL_ENSEMBLES.items() if trained.issuperset(members)
+    ]
+
+
+def model_ensemble_paths(pattern):
+    """`pattern` with {task} and {ensemble} filled in for every model ensemble on every task that trains it."""
+    return [
+        pattern.format(task=task, ensemble=name)
+        for task in TASKS
+        for name in model_ensemble_runs(task)
+    ]
+
+
+def model_ensemble_members(wildcards):
+    """Each member model's seed predictions on the task, as {model: [paths]}, in the ensemble's own order."""
+    return {
+        model: [
+            f"results/evaluate/{wildcards.task}/{model}/seed{seed}/predictions.tsv"
+            for seed in model_seeds(model)
+        ]
+        for model in MODEL_ENSEMBLES[wildcards.ensemble]
+    }
+
+
+def model_ensemble_inputs(wildcards):
+    """Every prediction table a model ensemble averages, flat (the rule's input)."""
+    return [
+        path for paths in model_ensemble_members(wildcards).values() for path in paths
+    ]
+
+
 def seed_predictions(wildcards):
     """Every seed's predictions of one model on one task: what its seed ensemble averages."""
     return [
@@ -164,6 +202,17 @@ def _check_names():
                 raise ValueError(
                     f"config: tasks.{origin_task(name, task)}.models names unknown model '{model}'"
                 )
+    for name, members in config["evaluate"]["model_ensembles"].items():
+        if name in MODELS:
+            raise ValueError(
+                f"config: evaluate.model_ensembles.{name} has the name of a model; its rows would be confused"
+            )
+        for model in members:
+            if model not in MODELS:
+                raise ValueError(
+                    f"config: evaluate.model_ensembles.{name} names unknown model '{model}' "
+                    f"(known: {', '.join(MODELS)})"
+                )
     for key, known in (("genomes", GENOMES), ("models", MODELS), ("tasks", TASKS)):
         for name in config["scan"][key]:
             if name not in known:
@@ -182,6 +231,7 @@ wildcard_constraints:
     accession=r"[A-Za-z0-9_]+(\.\d+)?",
     run=r"[SED]RR\d+",
     model="|".join(MODELS),
+    ensemble="|".join(config["evaluate"]["model_ensembles"]) or "(?!)",
     genome="|".join(GENOMES),
     seed=r"\d+",
     k=r"[1-8]",

@@ -5,6 +5,7 @@ localrules:
     compare_published,
     evaluate_baselines,
     evaluate_ensemble,
+    evaluate_model_ensemble,
 
 
 rule evaluate_classifier:
@@ -47,6 +48,26 @@ rule evaluate_ensemble:
         bootstrap=config["evaluate"]["bootstrap"],
     script:
         "../scripts/evaluate_ensemble.py"
+
+
+rule evaluate_model_ensemble:
+    input:
+        predictions=model_ensemble_inputs,
+    output:
+        predictions="results/evaluate/{task}/model_ensembles/{ensemble}/predictions.tsv",
+        metrics="results/evaluate/{task}/model_ensembles/{ensemble}/metrics.tsv",
+    log:
+        "logs/evaluate_model_ensemble/{task}_{ensemble}.log",
+    benchmark:
+        "benchmarks/evaluate_model_ensemble/{task}_{ensemble}.tsv"
+    conda:
+        ENV_DATA
+    params:
+        members=model_ensemble_members,
+        threshold_metric=config["evaluate"]["threshold_metric"],
+        bootstrap=config["evaluate"]["bootstrap"],
+    script:
+        "../scripts/evaluate_model_ensemble.py"
 
 
 rule embed_classifier:
@@ -96,6 +117,9 @@ rule collect_metrics:
     input:
         models=run_paths("results/evaluate/{task}/{model}/seed{seed}/metrics.tsv"),
         ensembles=ensemble_paths("results/evaluate/{task}/{model}/ensemble/metrics.tsv"),
+        model_ensembles=model_ensemble_paths(
+            "results/evaluate/{task}/model_ensembles/{ensemble}/metrics.tsv"
+        ),
         baselines=expand("results/evaluate/{task}/baselines/metrics.tsv", task=TASKS),
     output:
         table=report(
@@ -122,6 +146,9 @@ rule compare_published:
     input:
         models=run_paths("results/evaluate/{task}/{model}/seed{seed}/metrics.tsv"),
         ensembles=ensemble_paths("results/evaluate/{task}/{model}/ensemble/metrics.tsv"),
+        model_ensembles=model_ensemble_paths(
+            "results/evaluate/{task}/model_ensembles/{ensemble}/metrics.tsv"
+        ),
         published=shipped_path(config["published_metrics"]),
     output:
         table=report(
@@ -138,5 +165,6 @@ rule compare_published:
         ENV_DATA
     params:
         tasks=config["tasks"],
+        model_ensembles=config["evaluate"]["model_ensembles"],
     script:
         "../scripts/compare_published.py"

@@ -7,7 +7,12 @@ if __name__ == "__main__":
     run_step(
         collect_metrics,
         snakemake.log[0],
-        metric_paths=[*snakemake.input.models, *snakemake.input.ensembles, *snakemake.input.baselines],
+        metric_paths=[
+            *snakemake.input.models,
+            *snakemake.input.ensembles,
+            *snakemake.input.model_ensembles,
+            *snakemake.input.baselines,
+        ],
         table_path=snakemake.output.table,
         summary_path=snakemake.output.summary,
     )

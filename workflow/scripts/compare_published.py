@@ -7,9 +7,10 @@ if __name__ == "__main__":
     run_step(
         write_published_comparison,
         snakemake.log[0],
-        metric_paths=[*snakemake.input.models, *snakemake.input.ensembles],
+        metric_paths=[*snakemake.input.models, *snakemake.input.ensembles, *snakemake.input.model_ensembles],
         published_path=snakemake.input.published,
         tasks=dict(snakemake.params.tasks),
         table_path=snakemake.output.table,
         markdown_path=snakemake.output.markdown,
+        model_ensembles=dict(snakemake.params.model_ensembles),
     )

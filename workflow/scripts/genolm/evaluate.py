@@ -121,11 +121,14 @@ def read_predictions(path: str | Path) -> pd.DataFrame:
     return table
 
 
-def ensemble_predictions(paths: Sequence[str | Path]) -> pd.DataFrame:
-    """Mean probability over several runs of one model (its seeds) for each valid and test sequence. Every run
-    must have scored exactly the same sequences with the same labels."""
+def ensemble_predictions(paths: Sequence[str | Path], weights: Sequence[float] | None = None) -> pd.DataFrame:
+    """Mean probability over several runs (a model's seeds, or the runs of several models) for each valid and test
+    sequence; `weights` (one per path) make it a weighted mean. Every run must have scored exactly the same
+    sequences with the same labels."""
     if len(paths) < 2:
         raise InputFormatError(f"an ensemble needs at least two prediction tables, got {len(paths)}")
+    if weights is not None and len(weights) != len(paths):
+        raise ValueError(f"{len(weights)} ensemble weights for {len(paths)} prediction tables")
     tables = [read_predictions(path) for path in paths]
     first = tables[0].sort_values(["split", "id"], kind="stable").reset_index(drop=True)
     scores = [first["score"].to_numpy(dtype=float)]
@@ -137,7 +140,9 @@ def ensemble_predictions(paths: Sequence[str | Path]) -> pd.DataFrame:
             raise InputFormatError(f"{path}: scores other sequences or labels than {paths[0]}; cannot average them")
         scores.append(table["score"].to_numpy(dtype=float))
     order = {"valid": 0, "test": 1}
-    merged = first.assign(score=np.mean(scores, axis=0))
+    # np.mean when unweighted: a seed ensemble's scores stay the bits they were before weights existed
+    mean = np.mean(scores, axis=0) if weights is None else np.average(scores, axis=0, weights=weights)
+    merged = first.assign(score=mean)
     return merged.sort_values("split", key=lambda split: split.map(order), kind="stable").reset_index(drop=True)
 
 
@@ -157,6 +162,41 @@ def evaluate_ensemble(
     merged = ensemble_predictions(prediction_paths)
     log.info("ensemble of %d runs", len(prediction_paths))
     run = {"task": task, "model": f"{model_name}{ENSEMBLE_SUFFIX}", "seed": seed}
+    return evaluate_predictions(merged, predictions_path, metrics_path, run, threshold_metric, bootstrap)
+
+
+def model_ensemble_weights(member_runs: Mapping[str, Sequence[str | Path]]) -> tuple[list[str | Path], list[float]]:
+    """The prediction tables of a model ensemble and their weights: each member model counts once, whatever its
+    number of seeds (its seeds share its weight), so a model trained with three seeds does not outvote one
+    trained with one."""
+    if len(member_runs) < 2:
+        raise InputFormatError(f"a model ensemble needs at least two models, got {list(member_runs)}")
+    paths: list[str | Path] = []
+    weights: list[float] = []
+    for model, runs in member_runs.items():
+        if not runs:
+            raise InputFormatError(f"model ensemble member '{model}' has no prediction tables")
+        paths.extend(runs)
+        weights.extend([1.0 / (len(member_runs) * len(runs))] * len(runs))
+    return paths, weights
+
+
+def evaluate_model_ensemble(
+    member_runs: Mapping[str, Sequence[str | Path]],
+    predictions_path: str | Path,
+    metrics_path: str | Path,
+    task: str,
+    ensemble_name: str,
+    threshold_metric: str = "mcc",
+    bootstrap: int = 200,
+) -> pd.DataFrame:
+    """A model ensemble (`evaluate.model_ensembles`): the mean probability of several models, each the mean of its
+    seeds, evaluated like one classifier (threshold chosen again on validation) and reported as model
+    `ensemble_name`, seed 0."""
+    paths, weights = model_ensemble_weights(member_runs)
+    merged = ensemble_predictions(paths, weights)
+    log.info("model ensemble of %s (%d runs)", ", ".join(member_runs), len(paths))
+    run = {"task": task, "model": f"{ensemble_name}{ENSEMBLE_SUFFIX}", "seed": 0}
     return evaluate_predictions(merged, predictions_path, metrics_path, run, threshold_metric, bootstrap)
 
 

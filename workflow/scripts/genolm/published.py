@@ -180,7 +180,10 @@ def _user_tasks(tasks: Mapping[str, Mapping[str, Any]]) -> dict[str, Mapping[str
 
 
 def compare_with_published(
-    ours: pd.DataFrame, published: pd.DataFrame, tasks: Mapping[str, Mapping[str, Any]]
+    ours: pd.DataFrame,
+    published: pd.DataFrame,
+    tasks: Mapping[str, Mapping[str, Any]],
+    model_ensembles: Mapping[str, Sequence[str]] | None = None,
 ) -> pd.DataFrame:
     """One row per (task, metric) that has both our test metrics and a published figure for the task's source.
 
@@ -189,7 +192,8 @@ def compare_with_published(
 
     - the best published value (highest; all reported metrics are higher-is-better; ties keep the first row),
     - our best model by mean over seeds (ties broken by model name), its mean, and the number of seeds (for a
-      seed ensemble, one table, the seeds of the model it averages),
+      seed ensemble, one table, the seeds of the model it averages; for a model ensemble, named in
+      ``model_ensembles``, every seed of every member),
     - the 95% bootstrap interval of that model's first (lowest) seed; for a cross-validated task (fold tasks
       pooled by `genolm.cv.pool_folds`) the mean over folds and its +/- 1.96 SE interval,
     - ``difference`` = ours - published, and ``outside_ci``: the published value lies outside that interval
@@ -247,7 +251,7 @@ def compare_with_published(
                     "ci_high": high,
                     "difference": value - reference,
                     "outside_ci": outside,
-                    "seeds": _seeds_behind(scores, model, runs),
+                    "seeds": _seeds_behind(scores, model, runs, model_ensembles or {}),
                     "folds": int(runs["folds"].iloc[0]),
                 }
             )
@@ -255,12 +259,17 @@ def compare_with_published(
     return table.astype({"outside_ci": "boolean", "seeds": "int64", "folds": "int64"})
 
 
-def _seeds_behind(scores: pd.DataFrame, model: str, runs: pd.DataFrame) -> int:
-    """How many trained seeds a row of ours stands for: a seed ensemble's are those of the model it averages."""
+def _seeds_behind(
+    scores: pd.DataFrame, model: str, runs: pd.DataFrame, model_ensembles: Mapping[str, Sequence[str]]
+) -> int:
+    """How many trained runs a row of ours stands for: a seed ensemble's are the seeds of the model it averages, a
+    model ensemble's the seeds of all its members."""
     if model.endswith(ENSEMBLE_SUFFIX):
-        averaged = scores[scores["model"] == model.removesuffix(ENSEMBLE_SUFFIX)]
+        name = model.removesuffix(ENSEMBLE_SUFFIX)
+        members = model_ensembles.get(name, [name])
+        averaged = scores[scores["model"].isin(members)]
         if not averaged.empty:
-            return int(averaged["seed"].nunique())
+            return int(averaged.groupby("model")["seed"].nunique().sum())
     return int(runs["seed"].nunique())
 
 
@@ -326,9 +335,11 @@ def write_published_comparison(
     tasks: Mapping[str, Mapping[str, Any]],
     table_path: str | Path,
     markdown_path: str | Path,
+    model_ensembles: Mapping[str, Sequence[str]] | None = None,
 ) -> pd.DataFrame:
     """Rule compare_published: our metric tables beside the shipped published figures, as TSV and Markdown."""
-    table = compare_with_published(read_metric_tables(metric_paths), read_published_metrics(published_path), tasks)
+    ours, figures = read_metric_tables(metric_paths), read_published_metrics(published_path)
+    table = compare_with_published(ours, figures, tasks, model_ensembles)
     with atomic_writer(table_path) as handle:
         table.to_csv(handle, sep="\t", index=False, float_format="%.6g")
     write_text_atomic(markdown_path, comparison_markdown(table))
