@@ -192,7 +192,7 @@ def evaluate_model_ensemble(
 ) -> pd.DataFrame:
     """A model ensemble (`evaluate.model_ensembles`): the mean probability of several models, each the mean of its
     seeds, evaluated like one classifier (threshold chosen again on validation) and reported as model
-    `ensemble_name`, seed 0."""
+    `<ensemble_name>_ensemble`, seed 0, as a seed ensemble is: both are averaged classifiers."""
     paths, weights = model_ensemble_weights(member_runs)
     merged = ensemble_predictions(paths, weights)
     log.info("model ensemble of %s (%d runs)", ", ".join(member_runs), len(paths))
