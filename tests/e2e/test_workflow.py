@@ -41,6 +41,9 @@ def test_dry_run_of_every_shipped_config(config, tmp_path):
         assert "results/scan/plasmids/regulondb/cnn/context/scores.bedgraph.gz" in result.stdout  # borrows the fit
         assert "results/evaluate/ecoli/cnn/ensemble/metrics.tsv" in result.stdout  # 3 seeds: a seed ensemble
         assert "results/evaluate/regulondb/kmermlp/ensemble/metrics.tsv" not in result.stdout  # not trained there
+        ensemble = "results/evaluate/{}/model_ensembles/cnntransformermlp/metrics.tsv"
+        assert ensemble.format("ecoli") in result.stdout
+        assert ensemble.format("humannontata") not in result.stdout  # no transformer there: no model ensemble
 
 
 @pytest.mark.parametrize(
