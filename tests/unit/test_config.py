@@ -34,7 +34,12 @@ def test_schema_is_draft_2020_12_and_fills_defaults(demo):
     assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
     del demo["evaluate"], demo["models"]["cnn"]["train"]["patience"]
     validate(demo, SCHEMA)
-    assert demo["evaluate"] == {"threshold_metric": "mcc", "bootstrap": 200, "seed_ensemble": True}
+    assert demo["evaluate"] == {
+        "threshold_metric": "mcc",
+        "bootstrap": 200,
+        "seed_ensemble": True,
+        "model_ensembles": {},
+    }
     assert demo["models"]["cnn"]["train"]["patience"] == 3
     assert demo["tasks"]["is"]["source"] == "demo"
 
