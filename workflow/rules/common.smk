@@ -92,6 +92,19 @@ def ensemble_paths(pattern):
     ]
 
 
+def model_seed_predictions(task, model):
+    """Every seed's predictions of one model on one task."""
+    return [
+        f"results/evaluate/{task}/{model}/seed{seed}/predictions.tsv"
+        for seed in model_seeds(model)
+    ]
+
+
+def seed_predictions(wildcards):
+    """What a seed ensemble averages: every seed's predictions of its model on its task."""
+    return model_seed_predictions(wildcards.task, wildcards.model)
+
+
 MODEL_ENSEMBLES = config["evaluate"]["model_ensembles"]
 
 
@@ -115,10 +128,7 @@ def model_ensemble_paths(pattern):
 def model_ensemble_members(wildcards):
     """Each member model's seed predictions on the task, as {model: [paths]}, in the ensemble's own order."""
     return {
-        model: [
-            f"results/evaluate/{wildcards.task}/{model}/seed{seed}/predictions.tsv"
-            for seed in model_seeds(model)
-        ]
+        model: model_seed_predictions(wildcards.task, model)
         for model in MODEL_ENSEMBLES[wildcards.ensemble]
     }
 
@@ -127,14 +137,6 @@ def model_ensemble_inputs(wildcards):
     """Every prediction table a model ensemble averages, flat (the rule's input)."""
     return [
         path for paths in model_ensemble_members(wildcards).values() for path in paths
-    ]
-
-
-def seed_predictions(wildcards):
-    """Every seed's predictions of one model on one task: what its seed ensemble averages."""
-    return [
-        f"results/evaluate/{wildcards.task}/{wildcards.model}/seed{seed}/predictions.tsv"
-        for seed in model_seeds(wildcards.model)
     ]
 
 
@@ -202,7 +204,7 @@ def _check_names():
                 raise ValueError(
                     f"config: tasks.{origin_task(name, task)}.models names unknown model '{model}'"
                 )
-    for name, members in config["evaluate"]["model_ensembles"].items():
+    for name, members in MODEL_ENSEMBLES.items():
         if name in MODELS:
             raise ValueError(
                 f"config: evaluate.model_ensembles.{name} has the name of a model; its rows would be confused"
@@ -231,7 +233,7 @@ wildcard_constraints:
     accession=r"[A-Za-z0-9_]+(\.\d+)?",
     run=r"[SED]RR\d+",
     model="|".join(MODELS),
-    ensemble="|".join(config["evaluate"]["model_ensembles"]) or "(?!)",
+    ensemble="|".join(MODEL_ENSEMBLES) or "(?!)",
     genome="|".join(GENOMES),
     seed=r"\d+",
     k=r"[1-8]",
